@@ -1,0 +1,140 @@
+"""`MultiHeadAttention`: Q/K/V/O projections around a pluggable kernel."""
+
+import keras
+from keras import ops
+
+from official.attention.interface import attention
+from official.attention.interface import get_kernel
+from official.registry import register_layer
+
+
+@register_layer()
+class MultiHeadAttention(keras.layers.Layer):
+    """Multi-head attention whose maths is a named kernel.
+
+    Projections are `EinsumDense` layers (so `model.quantize("int8")` covers
+    them). Parameter layout equals a fused qkv Linear(D, 3D) + Linear(D, D):
+    3·D·D (+3·D bias if `qkv_bias`) + D·D + D.
+
+    Args:
+        num_heads: int. Query heads.
+        key_dim: int. Size per head.
+        num_kv_heads: int or None. Key/value heads (grouped-query); None =
+            num_heads.
+        qkv_bias: bool. Bias on the Q/K/V projections.
+        out_bias: bool. Bias on the output projection.
+        kernel: str. Attention kernel name (`official.attention.list_kernels`).
+        kernel_options: dict. Extra options passed to the kernel.
+        output_dim: int or None. Output width; None = the query width.
+
+    Call args:
+        query: (B, T, D_q). key/value: (B, S, D_kv); default = query.
+        mask: optional boolean, broadcastable to (B, T, S).
+        causal: bool.
+    """
+
+    def __init__(
+        self,
+        num_heads,
+        key_dim,
+        num_kv_heads=None,
+        qkv_bias=True,
+        out_bias=True,
+        kernel="dense",
+        kernel_options=None,
+        output_dim=None,
+        kernel_initializer="glorot_uniform",
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        get_kernel(kernel)  # unknown kernel fails at construction
+        self.num_heads = num_heads
+        self.key_dim = key_dim
+        self.num_kv_heads = num_kv_heads or num_heads
+        if num_heads % self.num_kv_heads:
+            raise ValueError(
+                f"MultiHeadAttention: num_heads ({num_heads}) must be a "
+                f"multiple of num_kv_heads ({self.num_kv_heads})."
+            )
+        self.qkv_bias = qkv_bias
+        self.out_bias = out_bias
+        self.kernel = kernel
+        self.kernel_options = dict(kernel_options or {})
+        self.output_dim = output_dim
+        self.kernel_initializer = keras.initializers.get(kernel_initializer)
+
+    def _proj(self, heads, bias, name):
+        return keras.layers.EinsumDense(
+            "btd,dhk->bthk",
+            output_shape=(None, heads, self.key_dim),
+            bias_axes="hk" if bias else None,
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+            name=name,
+        )
+
+    def build(self, query_shape, key_shape=None, value_shape=None):
+        key_shape = key_shape or query_shape
+        value_shape = value_shape or key_shape
+        out_dim = self.output_dim or query_shape[-1]
+        self.query_dense = self._proj(self.num_heads, self.qkv_bias, "query")
+        self.key_dense = self._proj(self.num_kv_heads, self.qkv_bias, "key")
+        self.value_dense = self._proj(self.num_kv_heads, self.qkv_bias, "value")
+        self.output_dense = keras.layers.EinsumDense(
+            "bthk,hkd->btd",
+            output_shape=(None, out_dim),
+            bias_axes="d" if self.out_bias else None,
+            kernel_initializer=self.kernel_initializer,
+            dtype=self.dtype_policy,
+            name="attention_output",
+        )
+        self.query_dense.build(query_shape)
+        self.key_dense.build(key_shape)
+        self.value_dense.build(value_shape)
+        self.output_dense.build(
+            (query_shape[0], query_shape[1], self.num_heads, self.key_dim)
+        )
+
+    def project_kv(self, key, value):
+        return self.key_dense(key), self.value_dense(value)
+
+    def call(self, query, key=None, value=None, mask=None, causal=False,
+             cache=None):
+        """If `cache=(k, v)` (projected, (B, S_past, H_kv, D)) is given, new
+        keys/values are appended and `(output, (k, v))` is returned."""
+        key = query if key is None else key
+        value = key if value is None else value
+        q = self.query_dense(query)
+        k, v = self.project_kv(key, value)
+        if cache is not None:
+            k = ops.concatenate([cache[0], k], axis=1)
+            v = ops.concatenate([cache[1], v], axis=1)
+        out = attention(
+            q, k, v, kernel=self.kernel, causal=causal, mask=mask,
+            **self.kernel_options,
+        )
+        out = self.output_dense(out)
+        if cache is not None:
+            return out, (k, v)
+        return out
+
+    def compute_output_shape(self, query_shape, key_shape=None,
+                             value_shape=None):
+        return tuple(query_shape[:-1]) + (self.output_dim or query_shape[-1],)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            num_heads=self.num_heads,
+            key_dim=self.key_dim,
+            num_kv_heads=self.num_kv_heads,
+            qkv_bias=self.qkv_bias,
+            out_bias=self.out_bias,
+            kernel=self.kernel,
+            kernel_options=self.kernel_options,
+            output_dim=self.output_dim,
+            kernel_initializer=keras.initializers.serialize(
+                self.kernel_initializer
+            ),
+        )
+        return config

@@ -1,0 +1,1 @@
+from official.models.garden_model import GardenModel  # noqa: F401

@@ -1,0 +1,1 @@
+"""Graph- and XLA-friendly ops behind plain functions (raw TF lives here)."""
