@@ -1,0 +1,11 @@
+"""Imports every paper package so that each registers its models."""
+
+import importlib
+
+PAPERS = (
+    "mae",
+    "point_mae",
+)
+
+for _slug in PAPERS:
+    importlib.import_module(f"garden.{_slug}")
