@@ -26,7 +26,7 @@ CORE = [
 EXTRAS = {
     "test": ["pytest==9.2.0", "pytest-xdist==3.8.0"],
     # Bench-only: the PyTorch/Hugging Face baselines `garden bench` compares to.
-    "bench": ["torch==2.9.1", "transformers==4.57.1"],
+    "bench": ["torch==2.14.1", "transformers==5.24.0"],
 }
 
 setup(

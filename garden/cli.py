@@ -53,9 +53,25 @@ def _cmd_train(args):
         steps=args.steps, epochs=args.epochs, batch_size=args.batch_size,
         strategy=args.strategy, learning_rate=args.learning_rate,
         jit_compile=args.jit_compile, seed=args.seed,
-        data_dir=args.data_dir)
+        data_dir=args.data_dir, config_overrides=_parse_sets(args.set))
     print(json.dumps(metrics, indent=2, default=str))
     return 0
+
+
+def _parse_sets(items):
+    """["num_classes=10", "mask_ratio=0.6"] -> dict with Python literals."""
+    import ast
+
+    overrides = {}
+    for item in items or ():
+        if "=" not in item:
+            raise ValueError(f"--set expects KEY=VALUE; got '{item}'.")
+        key, value = item.split("=", 1)
+        try:
+            overrides[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            overrides[key] = value
+    return overrides
 
 
 def _cmd_eval(args):
@@ -123,6 +139,8 @@ def build_parser():
     p.add_argument("--strategy", default="default",
                    choices=["default", "mirrored", "multi_worker", "tpu"])
     p.add_argument("--jit-compile", action="store_true")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="override a preset config value (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", required=True)
     p.set_defaults(fn=_cmd_train)
