@@ -20,15 +20,15 @@ def _cmd_list(args):
 
     names = garden.list_models(domain=args.domain, modality=args.modality,
                                task=args.task)
-    print(f"{'model':24s} {'presets':34s} {'paper params':>13s}  tags")
+    print(f"{'model':22s} {'paper params':>13s}  {'tags':64s} presets")
     for name in names:
         entry = garden.get_entry(name)
         params = entry.presets["paper"].get("params")
         tags = ", ".join(f"{k}={v}" for k, v in sorted(entry.tags.items())
                          if k in ("domain", "modality", "task"))
         shown = f"{params:,}" if params else "-"
-        print(f"{name:24s} {','.join(entry.presets):34s} {shown:>13s}  "
-              f"{tags}")
+        print(f"{name:22s} {shown:>13s}  {tags:64s} "
+              f"{','.join(entry.presets)}")
     return 0
 
 

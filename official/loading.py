@@ -79,3 +79,55 @@ def load_model(path, compile=True, safe_mode=True):
     except (OSError, KeyError, EOFError, zipfile.BadZipFile) as e:
         raise ModelLoadError(
             path, f"the stored weights are unreadable ({e}).") from e
+
+
+_FRESH_SCRIPT = """
+import sys, numpy as np, keras
+import {package}
+data = np.load(sys.argv[2])
+x = data["__bare__"] if data.files == ["__bare__"] else {{k: data[k] for k in data.files}}
+model = keras.models.load_model(sys.argv[1])
+out = model(x, training=False)
+def flat(t, p=""):
+    if isinstance(t, dict):
+        for k in sorted(t):
+            yield from flat(t[k], p + k + "/")
+    else:
+        yield (p.rstrip("/") or "output"), keras.ops.convert_to_numpy(t)
+np.savez(sys.argv[3], **dict(flat(out)))
+print("CLASS", type(model).__name__)
+"""
+
+
+def outputs_in_fresh_process(path, inputs, workdir, package="garden",
+                             timeout=300):
+    """Loads `path` in a new interpreter that imports only `package`.
+
+    Loading in the defining process hides the "Could not locate class"
+    failure users hit; a fresh process does not. Returns (class name, dict of
+    flattened output arrays, keys like "reconstruction" or "output").
+    """
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    inputs_path = os.path.join(workdir, "fresh_inputs.npz")
+    out_path = os.path.join(workdir, "fresh_outputs.npz")
+    if isinstance(inputs, dict):
+        np.savez(inputs_path, **{k: np.asarray(v) for k, v in inputs.items()})
+    else:
+        np.savez(inputs_path, __bare__=np.asarray(inputs))
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+    env["PYTHONPATH"] = repo + os.pathsep + env.get("PYTHONPATH", "")
+    proc = subprocess.run(
+        [sys.executable, "-c", _FRESH_SCRIPT.format(package=package),
+         os.fspath(path), inputs_path, out_path],
+        capture_output=True, text=True, env=env, timeout=timeout)
+    if proc.returncode != 0:
+        raise ModelLoadError(path, "loading in a fresh process failed:\n"
+                             + proc.stderr[-4000:])
+    cls = [ln for ln in proc.stdout.splitlines() if ln.startswith("CLASS ")]
+    data = np.load(out_path)
+    return cls[-1].split(" ", 1)[1], {k: data[k] for k in data.files}

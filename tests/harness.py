@@ -5,18 +5,12 @@ so a new paper gets them the moment it registers a model.
 """
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import keras
 import numpy as np
 import tensorflow as tf
 
 import garden
-
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def to_numpy_tree(outputs):
@@ -85,42 +79,6 @@ def gradients(model, x, y):
         loss = model.compute_loss(x=x, y=y, y_pred=y_pred, training=True)
     grads = tape.gradient(loss, model.trainable_variables)
     return loss, grads
-
-
-def fresh_process_outputs(path, inputs_path, out_path):
-    """Loads `path` in a new interpreter that only imports garden."""
-    script = textwrap.dedent(f"""
-        import numpy as np, keras, garden
-        data = np.load({inputs_path!r})
-        names = [k for k in data.files]
-        x = data["__bare__"] if names == ["__bare__"] else {{k: data[k] for k in names}}
-        model = keras.models.load_model({path!r})
-        out = model(x, training=False)
-        def flat(t, p=""):
-            if isinstance(t, dict):
-                for k in sorted(t):
-                    yield from flat(t[k], p + k + "/")
-            else:
-                yield (p.rstrip("/") or "output"), keras.ops.convert_to_numpy(t)
-        np.savez({out_path!r}, **dict(flat(out)))
-        print("CLASS", type(model).__name__)
-    """)
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True,
-                          text=True, env=env, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    cls_line = [ln for ln in proc.stdout.splitlines()
-                if ln.startswith("CLASS ")]
-    data = np.load(out_path)
-    return cls_line[-1].split(" ", 1)[1], {k: data[k] for k in data.files}
-
-
-def save_inputs(x, path):
-    if isinstance(x, dict):
-        np.savez(path, **{k: np.asarray(v) for k, v in x.items()})
-    else:
-        np.savez(path, __bare__=np.asarray(x))
 
 
 def config_json(model):

@@ -13,6 +13,7 @@ import pytest
 import garden
 from official import export
 from official.export.exporter import ExportError
+from official.loading import outputs_in_fresh_process
 from tests import harness
 
 MODELS = garden.list_models()
@@ -122,10 +123,7 @@ def test_keras_file_round_trip_in_fresh_process(name, tmp_path):
     out = harness.to_numpy_tree(model(x, training=False))
     path = str(tmp_path / f"{name}.keras")
     model.save(path)
-    inputs_path = str(tmp_path / "inputs.npz")
-    harness.save_inputs(x, inputs_path)
-    cls, loaded = harness.fresh_process_outputs(
-        path, inputs_path, str(tmp_path / "out.npz"))
+    cls, loaded = outputs_in_fresh_process(path, x, str(tmp_path))
     assert cls == type(model).__name__
     expected = dict(harness.flat_items(out))
     assert sorted(loaded) == sorted(expected)
