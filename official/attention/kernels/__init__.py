@@ -1,3 +1,5 @@
 """Built-in kernels; importing a module registers its kernels."""
 
+from official.attention.kernels import chunked  # noqa: F401
 from official.attention.kernels import dense  # noqa: F401
+from official.attention.kernels import split_k  # noqa: F401

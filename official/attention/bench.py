@@ -1,0 +1,503 @@
+r"""Time and memory of attention kernels, one fresh subprocess per point.
+
+    python -m official.attention.bench --lengths 1024 4096 \
+        --kernels dense chunked split_k --out runs/attention_bench
+
+For each (kernel, length) a new Python process builds q, k, v of shape
+(B, L, H, D) (default B=1, H=4, D=64, float32, self-attention), compiles the
+kernel with `tf.function(jit_compile=True)`, runs `--warmup` calls, then times
+`--reps` calls (median reported). Memory is read from /proc/self/status: the
+peak-RSS counter (VmHWM) is reset (`/proc/self/clear_refs` <- 5) once the
+inputs exist, so "peak_mb" = peak RSS during compile + runs minus the RSS with
+the inputs built, and "run_peak_mb" = the same for the timed runs alone (reset
+again after warm-up). Where the reset is refused, ru_maxrss before/after is
+used (it under-reports when the import peak is higher).
+
+The decode benchmark (`--decode-context N`, 0 to skip) measures tokens/s of
+generating one token against an N-token context: `split_k` (and
+`--decode-kernels`) attend one query to the cached keys/values, whereas
+"recompute" runs the full causal forward over all N tokens per new token (no
+KV cache). It times the attention op only (no projections).
+
+If PyTorch is importable, `torch.nn.functional.scaled_dot_product_attention`
+is timed on the same shapes ("torch_sdpa") and ratios are printed.
+
+Outputs in `--out`: results.csv, decode.csv, results.md (tables, log-log
+slopes of time and memory vs length), bench.png.
+"""
+
+import argparse
+import csv
+import importlib.util
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+
+_MARK = "BENCH_RESULT "
+
+
+# --- measurement helpers (run inside the worker) ----------------------------
+
+
+def _status_kb(field):
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    raise KeyError(field)
+
+
+class _PeakRSS:
+    """Peak RSS (MB) beyond the RSS at `start()`."""
+
+    def start(self):
+        self.reset = False
+        try:
+            with open("/proc/self/clear_refs", "w") as f:
+                f.write("5")  # resets VmHWM to the current RSS
+            self.reset = True
+        except OSError:
+            pass
+        if self.reset:
+            self.base_kb = _status_kb("VmRSS")
+        else:
+            import resource
+
+            self.base_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+    def peak_mb(self):
+        if self.reset:
+            peak = _status_kb("VmHWM")
+        else:
+            import resource
+
+            peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return (peak - self.base_kb) / 1024.0
+
+
+def _time_calls(fn, warmup, reps, rss):
+    t0 = time.perf_counter()
+    fn()
+    compile_s = time.perf_counter() - t0
+    for _ in range(max(warmup - 1, 0)):
+        fn()
+    peak_mb = rss.peak_mb()
+    rss.start()
+    times = []
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return dict(
+        compile_s=compile_s,
+        time_ms=1e3 * times[len(times) // 2],
+        time_min_ms=1e3 * times[0],
+        peak_mb=peak_mb,
+        run_peak_mb=rss.peak_mb(),
+    )
+
+
+def _worker_tf(cfg):
+    import numpy as np
+    import tensorflow as tf
+
+    from official.attention import attention
+
+    b, h, d = cfg["batch"], cfg["heads"], cfg["dim"]
+    length, mode = cfg["length"], cfg["mode"]
+    t = 1 if mode == "decode" else length
+    rng = np.random.default_rng(0)
+    q = tf.constant(rng.standard_normal((b, t, h, d)), tf.float32)
+    kv = tf.constant(rng.standard_normal((b, length, h, d)), tf.float32)
+    causal = cfg["causal"] or mode in ("decode", "recompute")
+    opts = cfg.get("options", {})
+    kernel = cfg["kernel"]
+
+    @tf.function(jit_compile=True)
+    def step(q, k, v):
+        return attention(q, k, v, kernel=kernel, causal=causal, **opts)
+
+    rss = _PeakRSS()
+    rss.start()
+    return _time_calls(
+        lambda: step(q, kv, kv).numpy(), cfg["warmup"], cfg["reps"], rss
+    )
+
+
+def _worker_torch(cfg):
+    import torch
+    import torch.nn.functional as F
+
+    b, h, d, length = cfg["batch"], cfg["heads"], cfg["dim"], cfg["length"]
+    t = 1 if cfg["mode"] == "decode" else length
+    gen = torch.Generator().manual_seed(0)
+    q = torch.randn(b, h, t, d, generator=gen)
+    kv = torch.randn(b, h, length, d, generator=gen)
+    causal = cfg["causal"] or cfg["mode"] == "recompute"
+
+    def run():
+        with torch.inference_mode():
+            return F.scaled_dot_product_attention(q, kv, kv, is_causal=causal)
+
+    rss = _PeakRSS()
+    rss.start()
+    return _time_calls(run, cfg["warmup"], cfg["reps"], rss)
+
+
+def _worker(cfg):
+    if cfg["kernel"] == "torch_sdpa":
+        result = _worker_torch(cfg)
+    else:
+        result = _worker_tf(cfg)
+    print(_MARK + json.dumps(dict(cfg, **result, status="ok")), flush=True)
+
+
+# --- driver ------------------------------------------------------------------
+
+
+def _launch(cfg, timeout):
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    cmd = [
+        sys.executable,
+        "-m",
+        "official.attention.bench",
+        "--worker",
+        json.dumps(cfg),
+    ]
+    return subprocess.Popen(
+        cmd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ), time.monotonic() + timeout
+
+
+def _collect(cfg, proc, deadline):
+    try:
+        out, err = proc.communicate(
+            timeout=max(1.0, deadline - time.monotonic())
+        )
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        return dict(cfg, status="timeout")
+    for line in out.splitlines():
+        if line.startswith(_MARK):
+            return json.loads(line[len(_MARK) :])
+    tail = " | ".join(err.strip().splitlines()[-2:])[-300:]
+    return dict(cfg, status=f"failed (rc={proc.returncode}): {tail}")
+
+
+def run_points(cfgs, jobs=1, timeout=900, log=print):
+    """Runs each config in a fresh subprocess (`jobs` at a time; keep 1 for
+    timings you report)."""
+    results, pending, queue = [None] * len(cfgs), [], list(enumerate(cfgs))
+    while queue or pending:
+        while queue and len(pending) < jobs:
+            i, cfg = queue.pop(0)
+            pending.append((i, cfg) + _launch(cfg, timeout))
+        i, cfg, proc, deadline = pending.pop(0)
+        results[i] = _collect(cfg, proc, deadline)
+        r = results[i]
+        log(
+            f"  {r['mode']:<9} {r['kernel']:<10} L={r['length']:<6} "
+            + (
+                f"{r['time_ms']:.2f} ms, peak {r['peak_mb']:.0f} MB, "
+                f"run peak {r['run_peak_mb']:.0f} MB"
+                if r["status"] == "ok"
+                else r["status"]
+            )
+        )
+    return results
+
+
+MIN_MEMORY_MB = 8.0  # below this, RSS deltas are allocator noise
+
+
+def loglog_slope(xs, ys, floor=0.0):
+    """Least-squares slope of log(y) vs log(x) over points with y > floor;
+    None if fewer than 2 such points."""
+    pts = [
+        (math.log(x), math.log(y))
+        for x, y in zip(xs, ys)
+        if y is not None and y > floor and y > 0
+    ]
+    if len(pts) < 2:
+        return None
+    mx = sum(p[0] for p in pts) / len(pts)
+    my = sum(p[1] for p in pts) / len(pts)
+    sxx = sum((p[0] - mx) ** 2 for p in pts)
+    if sxx == 0:
+        return None
+    return sum((p[0] - mx) * (p[1] - my) for p in pts) / sxx
+
+
+def slopes(results):
+    out = {}
+    for kernel in dict.fromkeys(r["kernel"] for r in results):
+        ok = [
+            r for r in results if r["kernel"] == kernel and r["status"] == "ok"
+        ]
+        ls = [r["length"] for r in ok]
+        out[kernel] = dict(
+            time=loglog_slope(ls, [r["time_ms"] for r in ok]),
+            memory=loglog_slope(
+                ls, [r["run_peak_mb"] for r in ok], floor=MIN_MEMORY_MB
+            ),
+        )
+    return out
+
+
+def _fmt(x, spec=".1f"):
+    return "-" if x is None else format(x, spec)
+
+
+def markdown(results, decode, slope, header):
+    lines = [
+        header,
+        "",
+        "| kernel | L | time / forward (ms) | compile (s) | "
+        "peak RSS incl. compile (MB) | peak RSS of runs (MB) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if r["status"] == "ok":
+            lines.append(
+                f"| {r['kernel']} | {r['length']} | {r['time_ms']:.1f} | "
+                f"{r['compile_s']:.1f} | {r['peak_mb']:.0f} | "
+                f"{r['run_peak_mb']:.0f} |"
+            )
+        else:
+            lines.append(
+                f"| {r['kernel']} | {r['length']} | {r['status']} | | | |"
+            )
+    lines += [
+        "",
+        "| kernel | log-log slope time | log-log slope run memory "
+        f"(points > {MIN_MEMORY_MB:.0f} MB) |",
+        "|---|---:|---:|",
+    ]
+    for k, s in slope.items():
+        lines.append(
+            f"| {k} | {_fmt(s['time'], '.2f')} | {_fmt(s['memory'], '.2f')} |"
+        )
+    torch = {
+        r["length"]: r
+        for r in results
+        if r["kernel"] == "torch_sdpa" and r["status"] == "ok"
+    }
+    if torch:
+        lines += [
+            "",
+            "| kernel | L | time / torch SDPA time |",
+            "|---|---:|---:|",
+        ]
+        for r in results:
+            if (
+                r["status"] == "ok"
+                and r["length"] in torch
+                and (r["kernel"] != "torch_sdpa")
+            ):
+                ratio = r["time_ms"] / torch[r["length"]]["time_ms"]
+                lines.append(f"| {r['kernel']} | {r['length']} | {ratio:.2f} |")
+    if decode:
+        lines += [
+            "",
+            "| decode (1 new token) | context | ms / token | "
+            "tokens / s | speed-up vs recompute |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        base = next(
+            (
+                r
+                for r in decode
+                if r["mode"] == "recompute" and r["status"] == "ok"
+            ),
+            None,
+        )
+        for r in decode:
+            if r["status"] != "ok":
+                lines.append(
+                    f"| {r['mode']} {r['kernel']} | {r['length']} | "
+                    f"{r['status']} | | |"
+                )
+                continue
+            tps = 1e3 / r["time_ms"]
+            up = base["time_ms"] / r["time_ms"] if base else None
+            name = (
+                "recompute full causal forward"
+                if r["mode"] == "recompute"
+                else "1-query decode"
+            ) + f" ({r['kernel']})"
+            lines.append(
+                f"| {name} | {r['length']} | {r['time_ms']:.3f} | "
+                f"{tps:.1f} | {_fmt(up, '.1f')} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+def _write_csv(path, rows):
+    keys = list(dict.fromkeys(k for r in rows for k in r if k != "options"))
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys + ["options"])
+        w.writeheader()
+        for r in rows:
+            w.writerow(dict(r, options=json.dumps(r.get("options", {}))))
+
+
+def _plot(path, results):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for kernel in dict.fromkeys(r["kernel"] for r in results):
+        ok = [
+            r for r in results if r["kernel"] == kernel and r["status"] == "ok"
+        ]
+        if not ok:
+            continue
+        ls = [r["length"] for r in ok]
+        axes[0].plot(ls, [r["time_ms"] for r in ok], "o-", label=kernel)
+        axes[1].plot(
+            ls, [max(r["run_peak_mb"], 0.1) for r in ok], "o-", label=kernel
+        )
+    for ax, title in zip(
+        axes, ["time / forward (ms)", "peak RSS of runs (MB)"]
+    ):
+        ax.set_xscale("log", base=2)
+        ax.set_yscale("log")
+        ax.set_xlabel("sequence length L")
+        ax.set_title(title)
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096])
+    p.add_argument(
+        "--kernels", nargs="+", default=["dense", "chunked", "split_k"]
+    )
+    p.add_argument("--batch", type=int, default=1)
+    p.add_argument("--heads", type=int, default=4)
+    p.add_argument("--dim", type=int, default=64)
+    p.add_argument("--causal", action="store_true")
+    p.add_argument("--reps", type=int, default=5)
+    p.add_argument("--warmup", type=int, default=2)
+    p.add_argument(
+        "--options",
+        default="{}",
+        help="JSON {kernel: {option: value}}, e.g. "
+        '\'{"split_k": {"num_splits": 8}}\'',
+    )
+    p.add_argument(
+        "--decode-context",
+        type=int,
+        default=2048,
+        help="context of the decode benchmark; 0 skips it",
+    )
+    p.add_argument("--decode-kernels", nargs="+", default=["split_k", "dense"])
+    p.add_argument("--recompute-kernel", default="dense")
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="concurrent workers (smoke tests only: >1 skews time)",
+    )
+    p.add_argument("--timeout", type=float, default=900)
+    p.add_argument("--out", default="runs/attention_bench")
+    args = p.parse_args(argv)
+    if args.worker:
+        _worker(json.loads(args.worker))
+        return 0
+
+    kernel_opts = json.loads(args.options)
+    kernels = list(args.kernels)
+    has_torch = importlib.util.find_spec("torch") is not None
+    if has_torch and not args.no_torch and "torch_sdpa" not in kernels:
+        kernels.append("torch_sdpa")
+    if not has_torch:
+        print("PyTorch not importable: torch SDPA baseline skipped.")
+    common = dict(
+        batch=args.batch,
+        heads=args.heads,
+        dim=args.dim,
+        causal=args.causal,
+        reps=args.reps,
+        warmup=args.warmup,
+    )
+    cfgs = [
+        dict(
+            common,
+            kernel=k,
+            length=n,
+            mode="forward",
+            options=kernel_opts.get(k, {}),
+        )
+        for k in kernels
+        for n in args.lengths
+    ]
+    print(
+        f"forward: B={args.batch} H={args.heads} D={args.dim} "
+        f"causal={args.causal}, {len(cfgs)} subprocesses"
+    )
+    results = run_points(cfgs, args.jobs, args.timeout)
+    decode = []
+    if args.decode_context:
+        n = args.decode_context
+        dcfgs = [
+            dict(
+                common,
+                kernel=k,
+                length=n,
+                mode="decode",
+                options=kernel_opts.get(k, {}),
+            )
+            for k in args.decode_kernels
+        ]
+        dcfgs.append(
+            dict(
+                common,
+                kernel=args.recompute_kernel,
+                length=n,
+                mode="recompute",
+                options=kernel_opts.get(args.recompute_kernel, {}),
+            )
+        )
+        print(f"decode: context {n}")
+        decode = run_points(dcfgs, args.jobs, args.timeout)
+
+    os.makedirs(args.out, exist_ok=True)
+    slope = slopes(results)
+    header = (
+        f"Attention bench: B={args.batch}, H={args.heads}, D={args.dim},"
+        f" float32, causal={args.causal}, XLA (jit_compile=True), "
+        f"median of {args.reps} after {args.warmup} warm-up; "
+        f"{os.cpu_count()} CPU cores."
+    )
+    text = markdown(results, decode, slope, header)
+    with open(os.path.join(args.out, "results.md"), "w") as f:
+        f.write(text)
+    _write_csv(os.path.join(args.out, "results.csv"), results)
+    if decode:
+        _write_csv(os.path.join(args.out, "decode.csv"), decode)
+    if any(r["status"] == "ok" for r in results):
+        _plot(os.path.join(args.out, "bench.png"), results)
+    print(text)
+    failed = [r for r in results + decode if r["status"] != "ok"]
+    return 1 if failed and len(failed) == len(results + decode) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,294 @@
+"""`chunked`: exact flash-style attention that never builds the (T, S) matrix.
+
+FlashAttention-2 (Dao, arXiv 2307.08691), Alg. 1 (forward) and Alg. 2
+(backward), written with `keras.ops` loops for a CPU/XLA backend:
+
+- queries are cut into blocks of `query_chunk_size` rows (`ops.map`), keys
+  into blocks of `chunk_size` (`ops.fori_loop`); each (query block, key block)
+  tile is folded into a float32 running (max, sum, accumulator) state with the
+  online-softmax rescaling (`online_softmax.online_update`), so the largest
+  live score tensor is (B, H, query_chunk_size, chunk_size);
+- under `causal=True` the key loop of a query block stops at the last key
+  block that block can see (about half the tiles are skipped);
+- the gradient is a custom one (Alg. 2): the forward saves only the output
+  and the per-row log-sum-exp, and the backward recomputes each tile's
+  probabilities, one pass over query blocks for dQ and one over key blocks
+  for dK, dV. Memory stays O((T + S) * H * D) in training too.
+
+Lengths that are not block multiples are padded; padded keys are masked,
+padded query rows dropped. Grouped-query heads are used in place (query
+heads are viewed as (H_kv, H / H_kv)), not repeated. A row with no allowed
+key returns 0, like `dense`.
+"""
+
+import math
+
+from keras import ops
+
+from official.attention.interface import register_kernel
+from official.attention.kernels import online_softmax
+from official.attention.kernels.block_mask import BlockMask
+from official.attention.kernels.block_mask import pad_axis
+from official.attention.kernels.block_mask import pad_mask
+from official.attention.kernels.block_mask import take_block
+
+NEG = online_softmax.NEG
+
+
+def _check_positive_int(name, value):
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(
+            f"attention kernel 'chunked': `{name}` must be a positive int; "
+            f"received {value!r}."
+        )
+
+
+def _num_blocks(n, size):
+    return (n + size - 1) // size
+
+
+def _scores(q_blk, k_blk):
+    """(B, tq, Hkv, G, D) x (B, sk, Hkv, D) -> (B, Hkv, G, tq, sk)."""
+    return ops.einsum("btkgd,bskd->bkgts", q_blk, k_blk)
+
+
+def _pv(p, v_blk):
+    """(B, Hkv, G, tq, sk) x (B, sk, Hkv, D) -> (B, Hkv, G, tq, D)."""
+    return ops.einsum("bkgts,bskd->bkgtd", p, v_blk)
+
+
+class _Plan:
+    """Static block plan: sizes, counts, padding and the tile masks."""
+
+    def __init__(self, t, s, chunk_size, query_chunk_size, causal):
+        self.t, self.s = t, s
+        self.tc = (
+            min(query_chunk_size, t)
+            if isinstance(t, int)
+            else (query_chunk_size)
+        )
+        self.sc = min(chunk_size, s) if isinstance(s, int) else chunk_size
+        self.nq = _num_blocks(t, self.tc)
+        self.nk = _num_blocks(s, self.sc)
+        self.t_pad = self.nq * self.tc - t
+        self.s_pad = self.nk * self.sc - s
+        s_padded = not (isinstance(self.s_pad, int) and self.s_pad == 0)
+        self.causal = causal
+        self.s_padded = s_padded
+        self.mask = None
+
+    def set_mask(self, padded_mask):
+        """Binds the (padded) user mask; builds the tile-mask helper."""
+        self.mask = BlockMask(
+            self.t, self.s, self.s_padded, self.causal, padded_mask
+        )
+
+    def key_blocks_end(self, q0):
+        """Key blocks [0, end) that query rows [q0, q0 + tc) can see."""
+        if not self.causal:
+            return self.nk
+        last_row = ops.minimum(q0 + self.tc, self.t)
+        end = _num_blocks(last_row + (self.s - self.t), self.sc)
+        return ops.clip(end, 0, self.nk)
+
+    def query_blocks_start(self, k0):
+        """First query block whose rows can see key k0 (causal)."""
+        if not self.causal:
+            return 0
+        return ops.clip((k0 - (self.s - self.t)) // self.tc, 0, self.nq)
+
+
+def _to_blocks(x, axis, size):
+    """Splits `axis` (already a multiple of `size`) into a leading block axis.
+
+    (..., n * size, ...) -> (n, ..., size, ...).
+    """
+    shape = list(ops.shape(x))
+    new_shape = shape[:axis] + [-1, size] + shape[axis + 1 :]
+    x = ops.reshape(x, new_shape)
+    perm = [axis] + [i for i in range(len(new_shape)) if i != axis]
+    return ops.transpose(x, perm)
+
+
+def _from_blocks(x, axis):
+    """Inverse of `_to_blocks`: (n, ..., size, ...) -> (..., n * size, ...)."""
+    rank = len(x.shape)
+    perm = list(range(1, axis + 1)) + [0] + list(range(axis + 1, rank))
+    x = ops.transpose(x, perm)
+    shape = list(ops.shape(x))
+    return ops.reshape(x, shape[:axis] + [-1] + shape[axis + 2 :])
+
+
+def _forward(plan, qs, kp, vp):
+    """Padded qs (B, Tp, Hkv, G, D), kp/vp (B, Sp, Hkv, D) ->
+    o (B, Hkv, G, Tp, D), lse (B, Hkv, G, Tp)."""
+    tc, sc = plan.tc, plan.sc
+
+    def query_block(args):
+        q_blk, i = args
+        q0 = i * tc
+        acc0 = ops.zeros_like(ops.transpose(q_blk, (0, 2, 3, 1, 4)))
+        m0 = ops.full_like(acc0[..., 0], NEG)
+        l0 = ops.zeros_like(acc0[..., 0])
+
+        def body(j, state):
+            k0 = j * sc
+            k_blk = take_block(kp, 1, k0, sc)
+            v_blk = take_block(vp, 1, k0, sc)
+            allowed = plan.mask.tile(q0, tc, k0, sc)
+            return online_softmax.online_update(
+                state, _scores(q_blk, k_blk), allowed, v_blk, _pv
+            )
+
+        m, denom, acc = ops.fori_loop(
+            0, plan.key_blocks_end(q0), body, (m0, l0, acc0)
+        )
+        return online_softmax.finalize(m, denom, acc)
+
+    o, lse = ops.map(
+        query_block,
+        (_to_blocks(qs, 1, tc), ops.arange(plan.nq, dtype="int32")),
+    )
+    return _from_blocks(o, 3), _from_blocks(lse, 3)
+
+
+def _probs(plan, q_blk, k_blk, lse_blk, q0, k0):
+    """Recomputed tile probabilities P = exp(S - lse), 0 where masked."""
+    scores = _scores(q_blk, k_blk)
+    allowed = plan.mask.tile(q0, plan.tc, k0, plan.sc)
+    if allowed is None:
+        return ops.exp(scores - lse_blk[..., None])
+    scores = ops.where(allowed, scores, NEG)
+    return ops.where(allowed, ops.exp(scores - lse_blk[..., None]), 0.0)
+
+
+def _backward(plan, qs, kp, vp, o, lse, do):
+    """FlashAttention-2 Alg. 2 with two passes: dQ over query blocks, then
+    dK, dV over key blocks. Shapes as in `_forward`; do like o."""
+    tc, sc = plan.tc, plan.sc
+    delta = ops.sum(do * o, axis=-1)  # D_i = rowsum(dO * O), Alg. 2 line 4
+
+    def dq_block(args):
+        q_blk, do_blk, lse_blk, delta_blk, i = args
+        q0 = i * tc
+
+        def body(j, dq):
+            k0 = j * sc
+            k_blk = take_block(kp, 1, k0, sc)
+            v_blk = take_block(vp, 1, k0, sc)
+            p = _probs(plan, q_blk, k_blk, lse_blk, q0, k0)
+            dp = ops.einsum("bkgtd,bskd->bkgts", do_blk, v_blk)
+            ds = p * (dp - delta_blk[..., None])
+            return dq + ops.einsum("bkgts,bskd->btkgd", ds, k_blk)
+
+        return ops.fori_loop(
+            0, plan.key_blocks_end(q0), body, ops.zeros_like(q_blk)
+        )
+
+    dq = ops.map(
+        dq_block,
+        (
+            _to_blocks(qs, 1, tc),
+            _to_blocks(do, 3, tc),
+            _to_blocks(lse, 3, tc),
+            _to_blocks(delta, 3, tc),
+            ops.arange(plan.nq, dtype="int32"),
+        ),
+    )
+
+    def dkv_block(args):
+        k_blk, v_blk, j = args
+        k0 = j * sc
+
+        def body(i, grads):
+            dk, dv = grads
+            q0 = i * tc
+            q_blk = take_block(qs, 1, q0, tc)
+            do_blk = take_block(do, 3, q0, tc)
+            p = _probs(plan, q_blk, k_blk, take_block(lse, 3, q0, tc), q0, k0)
+            dv = dv + ops.einsum("bkgts,bkgtd->bskd", p, do_blk)
+            dp = ops.einsum("bkgtd,bskd->bkgts", do_blk, v_blk)
+            ds = p * (dp - take_block(delta, 3, q0, tc)[..., None])
+            dk = dk + ops.einsum("bkgts,btkgd->bskd", ds, q_blk)
+            return dk, dv
+
+        return ops.fori_loop(
+            plan.query_blocks_start(k0),
+            plan.nq,
+            body,
+            (ops.zeros_like(k_blk), ops.zeros_like(v_blk)),
+        )
+
+    dk, dv = ops.map(
+        dkv_block,
+        (
+            _to_blocks(kp, 1, sc),
+            _to_blocks(vp, 1, sc),
+            ops.arange(plan.nk, dtype="int32"),
+        ),
+    )
+    return _from_blocks(dq, 1), _from_blocks(dk, 1), _from_blocks(dv, 1)
+
+
+def _flash(plan, qs, k, v, mask_args):
+    """Custom-gradient core on float32 qs (B, T, Hkv, G, D), k/v
+    (B, S, Hkv, D); returns (B, T, Hkv, G, D)."""
+
+    @ops.custom_gradient
+    def core(qs, k, v, *mask_args):
+        plan.set_mask(mask_args[0] if mask_args else None)
+        qp = pad_axis(qs, 1, plan.t_pad)
+        kp = pad_axis(k, 1, plan.s_pad)
+        vp = pad_axis(v, 1, plan.s_pad)
+        o, lse = _forward(plan, qp, kp, vp)
+        out = ops.transpose(o, (0, 3, 1, 2, 4))[:, : plan.t]
+
+        def grad(*args, upstream=None):
+            if upstream is None:
+                (upstream,) = args
+            do = pad_axis(ops.cast(upstream, "float32"), 1, plan.t_pad)
+            do = ops.transpose(do, (0, 2, 3, 1, 4))
+            dq, dk, dv = _backward(plan, qp, kp, vp, o, lse, do)
+            grads = (dq[:, : plan.t], dk[:, : plan.s], dv[:, : plan.s])
+            return grads + (None,) * len(mask_args)
+
+        return out, grad
+
+    return core(qs, k, v, *mask_args)
+
+
+@register_kernel("chunked")
+def chunked_attention(
+    query,
+    key,
+    value,
+    causal=False,
+    mask=None,
+    scale=None,
+    chunk_size=512,
+    query_chunk_size=1024,
+):
+    """Exact softmax attention in (query_chunk_size x chunk_size) tiles.
+
+    Options:
+        scale: float or None. Logit scale; None = 1 / sqrt(D).
+        chunk_size: int. Keys per block (the inner online-softmax loop).
+        query_chunk_size: int. Queries per block (the outer loop); peak
+            score memory is B * H * query_chunk_size * chunk_size floats.
+    """
+    _check_positive_int("chunk_size", chunk_size)
+    _check_positive_int("query_chunk_size", query_chunk_size)
+    b, t, h, d = ops.shape(query)
+    s, h_kv = ops.shape(key)[1], key.shape[2]
+    g = h // h_kv
+    scale = 1.0 / math.sqrt(d) if scale is None else scale
+    plan = _Plan(t, s, chunk_size, query_chunk_size, causal)
+    qs = ops.reshape(ops.cast(query, "float32") * scale, (b, t, h_kv, g, d))
+    k = ops.cast(key, "float32")
+    v = ops.cast(value, "float32")
+    # The padded mask enters the custom-gradient function as an input (with
+    # gradient None) rather than as a captured tensor.
+    padded = pad_mask(mask, plan.t_pad, plan.s_pad)
+    mask_args = () if padded is None else (padded,)
+    out = _flash(plan, qs, k, v, mask_args)
+    return ops.cast(ops.reshape(out, (b, t, h, d)), query.dtype)
