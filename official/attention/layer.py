@@ -29,7 +29,9 @@ class MultiHeadAttention(keras.layers.Layer):
 
     Call args:
         query: (B, T, D_q). key/value: (B, S, D_kv); default = query.
-        mask: optional boolean, broadcastable to (B, T, S).
+        attention_mask: optional boolean, broadcastable to (B, T, S),
+            True = may attend. (Not `mask`: that name is Keras' implicit
+            masking protocol.)
         causal: bool.
     """
 
@@ -98,8 +100,8 @@ class MultiHeadAttention(keras.layers.Layer):
     def project_kv(self, key, value):
         return self.key_dense(key), self.value_dense(value)
 
-    def call(self, query, key=None, value=None, mask=None, causal=False,
-             cache=None):
+    def call(self, query, key=None, value=None, attention_mask=None,
+             causal=False, cache=None):
         """If `cache=(k, v)` (projected, (B, S_past, H_kv, D)) is given, new
         keys/values are appended and `(output, (k, v))` is returned."""
         key = query if key is None else key
@@ -110,7 +112,7 @@ class MultiHeadAttention(keras.layers.Layer):
             k = ops.concatenate([cache[0], k], axis=1)
             v = ops.concatenate([cache[1], v], axis=1)
         out = attention(
-            q, k, v, kernel=self.kernel, causal=causal, mask=mask,
+            q, k, v, kernel=self.kernel, causal=causal, mask=attention_mask,
             **self.kernel_options,
         )
         out = self.output_dense(out)

@@ -60,8 +60,8 @@ class TransformerBlock(keras.layers.Layer):
             layer.build(input_shape)
         self.attn.build(input_shape)
 
-    def call(self, x, mask=None, training=False):
-        x = x + self.drop(self.attn(self.norm1(x), mask=mask),
+    def call(self, x, attention_mask=None, training=False):
+        x = x + self.drop(self.attn(self.norm1(x), attention_mask=attention_mask),
                           training=training)
         return x + self.drop(self.mlp(self.norm2(x), training=training),
                              training=training)

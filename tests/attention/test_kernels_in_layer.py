@@ -37,8 +37,8 @@ def test_layer_matches_dense(kernel, options):
     ref, layer, x = make_layers(kernel, options)
     mask = np.arange(19)[None, None, :] < np.array([19, 12])[:, None, None]
     for causal in (False, True):
-        want = np.asarray(ref(x, mask=mask, causal=causal))
-        got = np.asarray(layer(x, mask=mask, causal=causal))
+        want = np.asarray(ref(x, attention_mask=mask, causal=causal))
+        got = np.asarray(layer(x, attention_mask=mask, causal=causal))
         assert np.abs(got - want).max() < TOL
 
 
