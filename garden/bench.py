@@ -10,6 +10,10 @@ our samples/s divided by its samples/s: the ratio, measured in one run, is the
 number to compare, never absolute times on a shared machine.
 """
 
+import json
+import os
+import subprocess
+import sys
 import time
 
 import keras
@@ -48,50 +52,21 @@ def keras_train_throughput(name, preset, batch_size, steps, warmup,
     return batch_size * steps / seconds
 
 
-def torch_vitmae_throughput(config, batch_size, steps, warmup, seed=0):
-    """Samples/s of HF ViTMAEForPreTraining with the same architecture."""
-    try:
-        import torch
-        from transformers import ViTMAEConfig
-        from transformers import ViTMAEForPreTraining
-    except ImportError as e:  # optional, bench-only dependency
-        raise RuntimeError(
-            "The PyTorch comparison needs the bench extra: "
-            "pip install -e '.[bench]'") from e
-    torch.manual_seed(seed)
-    hf_config = ViTMAEConfig(
-        image_size=config["image_size"],
-        patch_size=config["patch_size"],
-        num_channels=config["num_channels"],
-        hidden_size=config["hidden_dim"],
-        num_hidden_layers=config["num_layers"],
-        num_attention_heads=config["num_heads"],
-        intermediate_size=int(config["hidden_dim"] * config.get("mlp_ratio", 4.0)),
-        decoder_hidden_size=config["decoder_hidden_dim"],
-        decoder_num_hidden_layers=config["decoder_num_layers"],
-        decoder_num_attention_heads=config["decoder_num_heads"],
-        decoder_intermediate_size=int(
-            config["decoder_hidden_dim"] * config.get("mlp_ratio", 4.0)),
-        mask_ratio=config["mask_ratio"],
-        norm_pix_loss=config["norm_pix_loss"],
-        qkv_bias=True,
-        layer_norm_eps=1e-6,
-    )
-    model = ViTMAEForPreTraining(hf_config)
-    model.train()
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
-    pixels = torch.rand(batch_size, config["num_channels"],
-                        config["image_size"], config["image_size"])
-
-    def step():
-        optimizer.zero_grad(set_to_none=True)
-        loss = model(pixel_values=pixels).loss
-        loss.backward()
-        optimizer.step()
-
-    seconds = _time_steps(step, steps, warmup)
-    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return batch_size * steps / seconds, params
+def torch_vitmae_throughput(config, batch_size, steps, warmup):
+    """Samples/s of HF ViTMAEForPreTraining, in a fresh TF-free process."""
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                          "bench_torch.py")
+    proc = subprocess.run(
+        [sys.executable, script, json.dumps(config), str(batch_size),
+         str(steps), str(warmup)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        if "No module named" in proc.stderr:
+            raise RuntimeError(
+                "The PyTorch comparison needs the bench extra: "
+                "pip install -e '.[bench]'")
+        raise RuntimeError(f"PyTorch bench failed:\n{proc.stderr[-3000:]}")
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result["samples_per_s"], result["params"]
 
 
 def run(name, preset="bench", batch_size=64, steps=10, warmup=3,
@@ -112,12 +87,14 @@ def run(name, preset="bench", batch_size=64, steps=10, warmup=3,
                      "samples_per_s": sps})
         for row in rows[:-1]:
             row["ratio_vs_torch"] = row["samples_per_s"] / sps
-    print(f"bench {name} preset={preset} batch={batch_size} steps={steps}")
+    print(f"bench {name} preset={preset} batch={batch_size} steps={steps}",
+          flush=True)
     print(f"{'implementation':40s} {'samples/s':>10s} {'vs torch':>9s}")
     for row in rows:
         ratio = row.get("ratio_vs_torch")
         shown = f"{ratio:8.2f}x" if ratio is not None else ""
-        print(f"{row['impl']:40s} {row['samples_per_s']:10.1f} {shown:>9s}")
+        print(f"{row['impl']:40s} {row['samples_per_s']:10.1f} {shown:>9s}",
+              flush=True)
     return rows
 
 
