@@ -12,8 +12,12 @@ from official.registry import register_layer
 class MultiHeadAttention(keras.layers.Layer):
     """Multi-head attention whose maths is a named kernel.
 
-    Projections are `EinsumDense` layers (so `model.quantize("int8")` covers
-    them). Parameter layout equals a fused qkv Linear(D, 3D) + Linear(D, D):
+    Projections are 2-D `EinsumDense` layers (so `model.quantize("int8")`
+    covers them) with PyTorch `Linear`'s layout and fans: kernel (D_in,
+    H·D_head), so Glorot/Xavier initialisation sees fan_in = D_in and
+    fan_out = H·D_head, as `nn.Linear` does, and every projection gets its own
+    initializer instance (a shared unseeded Keras initializer repeats its
+    values). Parameter count equals a fused qkv Linear(D, 3D) + Linear(D, D):
     3·D·D (+3·D bias if `qkv_bias`) + D·D + D.
 
     Args:
@@ -65,15 +69,23 @@ class MultiHeadAttention(keras.layers.Layer):
         self.output_dim = output_dim
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
+    def _fresh_initializer(self):
+        return keras.initializers.get(
+            keras.initializers.serialize(self.kernel_initializer))
+
     def _proj(self, heads, bias, name):
         return keras.layers.EinsumDense(
-            "btd,dhk->bthk",
-            output_shape=(None, heads, self.key_dim),
-            bias_axes="hk" if bias else None,
-            kernel_initializer=self.kernel_initializer,
+            "btd,de->bte",
+            output_shape=(None, heads * self.key_dim),
+            bias_axes="e" if bias else None,
+            kernel_initializer=self._fresh_initializer(),
             dtype=self.dtype_policy,
             name=name,
         )
+
+    def _split_heads(self, x, heads):
+        shape = ops.shape(x)
+        return ops.reshape(x, (shape[0], shape[1], heads, self.key_dim))
 
     def build(self, query_shape, key_shape=None, value_shape=None):
         key_shape = key_shape or query_shape
@@ -83,10 +95,10 @@ class MultiHeadAttention(keras.layers.Layer):
         self.key_dense = self._proj(self.num_kv_heads, self.qkv_bias, "key")
         self.value_dense = self._proj(self.num_kv_heads, self.qkv_bias, "value")
         self.output_dense = keras.layers.EinsumDense(
-            "bthk,hkd->btd",
+            "bte,ed->btd",
             output_shape=(None, out_dim),
             bias_axes="d" if self.out_bias else None,
-            kernel_initializer=self.kernel_initializer,
+            kernel_initializer=self._fresh_initializer(),
             dtype=self.dtype_policy,
             name="attention_output",
         )
@@ -94,11 +106,13 @@ class MultiHeadAttention(keras.layers.Layer):
         self.key_dense.build(key_shape)
         self.value_dense.build(value_shape)
         self.output_dense.build(
-            (query_shape[0], query_shape[1], self.num_heads, self.key_dim)
+            (query_shape[0], query_shape[1], self.num_heads * self.key_dim)
         )
 
     def project_kv(self, key, value):
-        return self.key_dense(key), self.value_dense(value)
+        """Projected (B, S, H_kv, D_head) keys and values."""
+        return (self._split_heads(self.key_dense(key), self.num_kv_heads),
+                self._split_heads(self.value_dense(value), self.num_kv_heads))
 
     def call(self, query, key=None, value=None, attention_mask=None,
              causal=False, cache=None):
@@ -106,7 +120,7 @@ class MultiHeadAttention(keras.layers.Layer):
         keys/values are appended and `(output, (k, v))` is returned."""
         key = query if key is None else key
         value = key if value is None else value
-        q = self.query_dense(query)
+        q = self._split_heads(self.query_dense(query), self.num_heads)
         k, v = self.project_kv(key, value)
         if cache is not None:
             k = ops.concatenate([cache[0], k], axis=1)
@@ -115,6 +129,9 @@ class MultiHeadAttention(keras.layers.Layer):
             q, k, v, kernel=self.kernel, causal=causal, mask=attention_mask,
             **self.kernel_options,
         )
+        shape = ops.shape(out)
+        out = ops.reshape(out, (shape[0], shape[1],
+                                self.num_heads * self.key_dim))
         out = self.output_dense(out)
         if cache is not None:
             return out, (k, v)

@@ -25,15 +25,21 @@ class MLP(keras.layers.Layer):
         self.dropout = dropout
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
+    def _fresh_initializer(self):
+        return keras.initializers.get(
+            keras.initializers.serialize(self.kernel_initializer))
+
     def build(self, input_shape):
         out_dim = self.output_dim or input_shape[-1]
+        # A fresh initializer per layer: one unseeded Keras initializer
+        # object returns the same values on every call.
         self.fc1 = keras.layers.Dense(
             self.hidden_dim, activation=self.activation,
-            kernel_initializer=self.kernel_initializer,
+            kernel_initializer=self._fresh_initializer(),
             dtype=self.dtype_policy, name="fc1",
         )
         self.fc2 = keras.layers.Dense(
-            out_dim, kernel_initializer=self.kernel_initializer,
+            out_dim, kernel_initializer=self._fresh_initializer(),
             dtype=self.dtype_policy, name="fc2",
         )
         self.drop = keras.layers.Dropout(self.dropout, dtype=self.dtype_policy)

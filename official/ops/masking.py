@@ -17,9 +17,8 @@ def random_masking_indices(noise, num_keep):
     ids_restore = tf.argsort(ids_shuffle, axis=1, stable=True)
     ids_keep = ids_shuffle[:, :num_keep]
     ids_masked = ids_shuffle[:, num_keep:]
-    n = tf.shape(noise)[1]
-    mask = tf.cast(tf.range(n)[None, :] >= num_keep, noise.dtype)
-    mask = tf.gather(mask, ids_restore, batch_dims=1)
+    # Position i is masked iff its rank in the shuffle is >= num_keep.
+    mask = tf.cast(ids_restore >= num_keep, noise.dtype)
     return ids_keep, ids_masked, ids_restore, mask
 
 

@@ -66,16 +66,15 @@ def _dense_layer(layer, values):
 
 
 def _block(block, key, dim, heads):
-    hd = dim // heads
     qkv = official_value(key + ".attn.qkv.weight", (3 * dim, dim))
     attn = block.attn
     for i, dense in enumerate((attn.query_dense, attn.key_dense,
                                attn.value_dense)):
         w = qkv[i * dim:(i + 1) * dim]  # rows: (head, head_dim)
-        _dense_layer(dense, [w.T.reshape(dim, heads, hd)])
+        _dense_layer(dense, [w.T])  # (D_in, H*D_head): Linear layout
     proj = official_value(key + ".attn.proj.weight", (dim, dim))
     _dense_layer(attn.output_dense, [
-        proj.T.reshape(heads, hd, dim),
+        proj.T,
         official_value(key + ".attn.proj.bias", (dim,))])
     _dense_layer(block.norm1, _norm(key + ".norm1", dim))
     _dense_layer(block.norm2, _norm(key + ".norm2", dim))
