@@ -6,6 +6,7 @@ class `Point_MAE` (+ `MaskTransformer`, `TransformerDecoder`).
 """
 
 import keras
+import numpy as np
 from keras import ops
 
 from garden.point_mae import point_mae_presets
@@ -18,13 +19,13 @@ from official.ops import masking
 from official.ops import point_cloud
 from official.registry import register_model
 
-# Seed of the mask drawn at inference when no `mask_noise` is given, so that
-# `model(points, training=False)` is deterministic.
+# Seed of the fixed mask noise used at inference when no `mask_noise` is
+# given, so that `model(points, training=False)` is deterministic.
 INFERENCE_MASK_SEED = 1234
 LOSSES = ("cdl2", "cdl1")
 
 
-def _torch_linear_init(fan_in):
+def _torch_linear_init():
     """PyTorch's default nn.Linear / Conv1d kernel init, U(+-1/sqrt(fan_in)).
 
     `Point_MAE` does not re-initialise its own `decoder_pos_embed` and
@@ -73,8 +74,8 @@ class PointMAEPretrainer(GardenModel):
         points: (B, N, 3) float, `pc_norm`-ed clouds. A bare tensor works.
         mask_noise: optional (B, G) float; the M patches with the largest
             noise are masked. Without it: noise from the model's
-            SeedGenerator when training, a fixed stateless seed otherwise
-            (deterministic inference). Exports feed it explicitly.
+            SeedGenerator when training, a fixed noise table otherwise
+            (deterministic inference, see `mask_noise`).
 
     Returns:
         dict with
@@ -146,7 +147,7 @@ class PointMAEPretrainer(GardenModel):
             name="backbone")
         self.decoder_pos_embed = MLP(
             pos_hidden_dim, output_dim=embed_dim, activation=activation,
-            kernel_initializer=_torch_linear_init(3), dtype=p,
+            kernel_initializer=_torch_linear_init(), dtype=p,
             name="decoder_pos_embed")
         self.decoder = PointMAEDecoder(
             num_masked, decoder_depth, decoder_num_heads, mlp_ratio,
@@ -154,7 +155,7 @@ class PointMAEPretrainer(GardenModel):
             name="decoder")
         # increase_dim: Conv1d(D, 3K, 1) on each decoded mask token.
         self.increase_dim = keras.layers.Dense(
-            3 * group_size, kernel_initializer=_torch_linear_init(embed_dim),
+            3 * group_size, kernel_initializer=_torch_linear_init(),
             dtype=p, name="increase_dim")
         self.seed_generator = keras.random.SeedGenerator(seed)
 
@@ -180,10 +181,23 @@ class PointMAEPretrainer(GardenModel):
         return self.check_input("points", points, (None, self.num_points, 3))
 
     def mask_noise(self, points, training=False):
-        """(B, G) uniform noise: random in training, fixed at inference."""
-        shape = (ops.shape(points)[0], self.num_groups)
-        seed = self.seed_generator if training else INFERENCE_MASK_SEED
-        return keras.random.uniform(shape, seed=seed, dtype="float32")
+        """(B, G) uniform noise: random in training, fixed at inference.
+
+        Training: drawn from the model's SeedGenerator. Inference: one fixed
+        table U(0, 1)^G from NumPy seed `INFERENCE_MASK_SEED`, the same for
+        every cloud, so a cloud's output does not depend on its batch, and
+        the graph has no random op (LiteRT has no builtin for TF's
+        stateless RNG).
+        """
+        batch = ops.shape(points)[0]
+        if training:
+            return keras.random.uniform((batch, self.num_groups),
+                                        seed=self.seed_generator,
+                                        dtype="float32")
+        table = np.random.RandomState(INFERENCE_MASK_SEED).uniform(
+            size=(1, self.num_groups)).astype("float32")
+        return ops.broadcast_to(ops.convert_to_tensor(table),
+                                (batch, self.num_groups))
 
     def random_mask(self, noise):
         """Random masking with exactly M masked patches per cloud (Sec. 3.2).

@@ -72,7 +72,7 @@ def make_optimizer(model, steps, learning_rate=1e-3, weight_decay=0.05,
 
 
 def pretrain(steps, seed, preset="tiny", model=None, batch_size=32,
-             num_train=2000, rotation="z", points=None, learning_rate=1e-3,
+             num_train=2000, rotation="so3", points=None, learning_rate=3e-3,
              weight_decay=0.05, augment=True, log_every=50,
              jit_compile=False, verbose=0, **overrides):
     """Pre-trains a Point-MAE model on shapes3d clouds with `fit`.
@@ -84,8 +84,13 @@ def pretrain(steps, seed, preset="tiny", model=None, batch_size=32,
         model: optional `PointMAEPretrainer` (or subclass) to train.
         batch_size: int.
         num_train: int. Clouds generated when `points` is None.
-        rotation: "z" or "so3" for the generated clouds.
+        rotation: "so3" or "z" for the generated clouds.
         points: optional (num, N, 3) float training clouds.
+        learning_rate: float. Peak AdamW rate. The paper uses 1e-3 at batch
+            128 for 300 epochs; 3e-3 is the calibrated default of the
+            1000-step tiny proxy (1e-3 leaves the model longer on the
+            "predict the mean patch" plateau and made the proxy checks
+            seed-sensitive).
         log_every: int. Steps per Keras "epoch" (one history entry each).
         jit_compile: bool. XLA (a first step of ~30-60 s compile on CPU).
         **overrides: preset config overrides (e.g. mask_ratio=0.6).
@@ -100,7 +105,8 @@ def pretrain(steps, seed, preset="tiny", model=None, batch_size=32,
     if points is None:
         points, _ = shapes3d.generate(num_train, model.num_points, seed,
                                       rotation=rotation)
-    model.build()
+    if not model.built:
+        model.build()
     model.compile(optimizer=make_optimizer(model, steps, learning_rate,
                                            weight_decay),
                   jit_compile=jit_compile)

@@ -106,18 +106,19 @@ def test_memorisation_thresholds_reject_a_decoder_without_positions():
     assert rise < MEMORISE_RISE, rise
 
 
-# Proxy thresholds, tiny preset, 1000 steps x 32 clouds, seed 0, shapes3d
-# SO(3) (README "Offline proxy"). Measured: correct ratio 0.81 and x1.46
-# when the decoder positions are zeroed; NoDecoderPositions ratio 0.98 and
-# x1.00. Probe: pretrained 59.4%, random-init encoders 33.8-41.0% (seeds
-# 7-10); NoDecoderPositions 60.8% and AbsoluteTargets 59.6% (their encoders
-# still learn shape: the probe does not catch those two bugs, the
-# reconstruction checks do). The spec's proposed "< 50% of the baseline" is
-# below the sampling floor of this configuration (an oracle predicting a
-# fresh sample of the true surface scores 0.71 of the baseline), so the
-# calibrated threshold is used.
+# Proxy thresholds, tiny preset, `pretrain(1000, seed)` (32 clouds/step,
+# AdamW 3e-3), shapes3d SO(3) (README "Offline proxy"). Measured, seeds
+# 0/1/2: ratio 0.81/0.78/0.82, x1.39/1.50/1.25 when the decoder positions
+# are zeroed, probe 62.8/58.0/57.8% vs 33.8-41.0% for random-init encoders
+# (seeds 7-10). NoDecoderPositions (seed 0): ratio 0.99, x1.00 (it never
+# uses positions). The probe does not catch the broken pre-training
+# variants (NoDecoderPositions 56.4%; AbsoluteTargets 59.6% at lr 1e-3:
+# their encoders still learn shape); the reconstruction checks do. The spec's
+# proposed "< 50% of the baseline" is below the sampling floor of this
+# configuration (an oracle predicting a fresh sample of the true surface
+# scores 0.70 of the baseline), so the calibrated threshold is used.
 PROXY_RATIO = 0.9
-PROXY_RISE = 1.2
+PROXY_RISE = 1.1
 PROBE_MARGIN = 0.05
 
 

@@ -99,6 +99,17 @@ def test_load_encoder_weights_from_the_pretrainer(points):
         np.testing.assert_array_equal(a, b)  # the head is not touched
 
 
+def test_load_encoder_weights_across_point_counts():
+    """As the official ShapeNet-55 checkpoint feeds 1k/2k/8k fine-tuning."""
+    mae = garden.build("point_mae", preset="tiny")
+    cls = garden.build("point_mae_classifier", preset="tiny",
+                       num_points=512, num_groups=32)
+    cls.load_encoder_weights(mae)
+    np.testing.assert_array_equal(
+        _np(cls.backbone.norm.gamma), _np(mae.backbone.norm.gamma))
+    assert tuple(cls(np.zeros((1, 512, 3), "float32")).shape) == (1, 7)
+
+
 def test_load_encoder_weights_rejects_other_configs():
     mae = garden.build("point_mae", preset="tiny", depth=1)
     cls = garden.build("point_mae_classifier", preset="tiny")

@@ -176,6 +176,12 @@ def test_inference_is_deterministic_and_training_masks_vary(model, x):
     b = _np(model(points, training=False)["mask"])
     np.testing.assert_array_equal(a, b)
     np.testing.assert_array_equal(a.sum(1), [M] * 3)
+    # A cloud's inference output does not depend on the rest of its batch.
+    alone = model(points[1:2], training=False)
+    np.testing.assert_array_equal(_np(alone["mask"])[0], a[1])
+    np.testing.assert_allclose(
+        _np(alone["reconstruction"])[0],
+        _np(model(points, training=False)["reconstruction"])[1], atol=1e-5)
     # Explicit noise decides the mask.
     flipped = {"points": points, "mask_noise": -x["mask_noise"]}
     m1 = _np(model(x, training=False)["mask"])
