@@ -110,11 +110,16 @@ class PointMAEClassifier(GardenModel):
         d = self.embed_dim
         if not self.backbone.built:
             self.backbone.build((None, self.num_points, 3))
-        init = keras.initializers.RandomNormal(stddev=0.02)
+        # One initializer instance each: an unseeded Keras initializer
+        # returns the same values on every call.
         self.cls_token = self.add_weight(
-            shape=(1, 1, d), initializer=init, name="cls_token")
+            shape=(1, 1, d),
+            initializer=keras.initializers.RandomNormal(stddev=0.02),
+            name="cls_token")
         self.cls_pos = self.add_weight(
-            shape=(1, 1, d), initializer=init, name="cls_pos")
+            shape=(1, 1, d),
+            initializer=keras.initializers.RandomNormal(stddev=0.02),
+            name="cls_pos")
         shape = (None, 2 * d)
         for layer in self.head_layers:
             layer.build(shape)

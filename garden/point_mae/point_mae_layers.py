@@ -28,9 +28,11 @@ def trunc_normal_init(layer, stddev=0.02):
     also Keras' defaults. `TransformerBlock` takes no kernel initializer, so
     the kernels are re-drawn after `build`.
     """
-    init = keras.initializers.RandomNormal(stddev=stddev)
     for sub in layer._flatten_layers(include_self=True, recursive=True):
         if isinstance(sub, (keras.layers.Dense, keras.layers.EinsumDense)):
+            # A fresh initializer per kernel: an unseeded Keras initializer
+            # instance returns the same values on every call.
+            init = keras.initializers.RandomNormal(stddev=stddev)
             kernel = sub.kernel
             kernel.assign(ops.cast(init(kernel.shape), kernel.dtype))
 

@@ -55,6 +55,11 @@ def test_feature_is_concat_of_cls_and_max_over_patches(model, points):
     assert np.abs(moved - want).max() > 1e-3
 
 
+def test_cls_token_and_cls_pos_are_initialised_separately(model):
+    assert not np.allclose(_np(model.cls_token), _np(model.cls_pos))
+    assert 0.01 < _np(model.cls_pos).std() < 0.03
+
+
 def test_head_layers_follow_the_official_head(model):
     names = [type(layer).__name__ for layer in model.head_layers]
     assert names == ["Dense", "BatchNormalization", "ReLU", "Dropout"] * 2

@@ -73,13 +73,23 @@ def test_decoder_returns_normalised_last_tokens_only():
 
 def test_backbone_features_and_encoder_init():
     net = PointMAEBackbone(num_points=64, num_groups=8, group_size=8,
-                           embed_dim=32, depth=1, num_heads=2,
+                           embed_dim=32, depth=2, num_heads=2,
                            patch_dims=(16, 32, 32), pos_hidden_dim=16)
     pts = _rand(2, 64, 3, seed=6)
     assert tuple(net(pts).shape) == (2, 8, 32)
     # MaskTransformer._init_weights: N(0, .02) kernels in the encoder.
     kernel = np.asarray(net.blocks.blocks[0].mlp.fc1.kernel)
     assert 0.015 < kernel.std() < 0.025
+    # Every kernel is drawn separately (a shared unseeded Keras initializer
+    # would repeat its values: q == k == v).
+    attn = net.blocks.blocks[0].attn
+    q, k, v = (np.asarray(d.kernel) for d in (
+        attn.query_dense, attn.key_dense, attn.value_dense))
+    assert not np.allclose(q, k) and not np.allclose(k, v)
+    q_next = np.asarray(net.blocks.blocks[1].attn.query_dense.kernel)
+    assert not np.allclose(q, q_next)
+    conv = np.asarray(net.patch_embed.conv3.kernel)
+    assert 0.015 < conv.std() < 0.025
     config = net.get_config()
     clone = PointMAEBackbone.from_config(config)
     assert clone.get_config() == config
