@@ -5,18 +5,41 @@ import inspect
 from keras import ops
 
 _KERNELS = {}
+_KERNEL_PARAMS = {}
 
 
-def register_kernel(name):
-    """Registers `fn(query, key, value, causal, mask, **options)`."""
+def register_kernel(name, params=None):
+    """Registers `fn(query, key, value, causal, mask, **options)`.
+
+    Kernels with weights of their own (Linformer's projections, SLAB's
+    depthwise convolution, Performer's random features, Ecoformer's hash
+    functions) also give `params`, a function
+
+        params(layer, query_shape, key_shape, num_heads, num_kv_heads,
+               key_dim, options) -> dict[str, keras.Variable]
+
+    that `MultiHeadAttention.build` calls to create them with
+    `layer.add_weight` (so they are tracked, trained and saved with the
+    layer); the dict is passed to the kernel as extra keyword options on
+    every call. `options` are the layer's `kernel_options`. Functional use
+    of `attention()` passes the same tensors as options explicitly.
+    """
 
     def decorator(fn):
         if name in _KERNELS:
             raise ValueError(f"Attention kernel '{name}' already registered.")
         _KERNELS[name] = fn
+        if params is not None:
+            _KERNEL_PARAMS[name] = params
         return fn
 
     return decorator
+
+
+def get_kernel_params(name):
+    """The kernel's weight-building function, or None (see register_kernel)."""
+    get_kernel(name)
+    return _KERNEL_PARAMS.get(name)
 
 
 def list_kernels():

@@ -5,6 +5,7 @@ from keras import ops
 
 from official.attention.interface import attention
 from official.attention.interface import get_kernel
+from official.attention.interface import get_kernel_params
 from official.registry import register_layer
 
 
@@ -108,6 +109,14 @@ class MultiHeadAttention(keras.layers.Layer):
         self.output_dense.build(
             (query_shape[0], query_shape[1], self.num_heads * self.key_dim)
         )
+        # Weights owned by the kernel itself (see register_kernel(params=)).
+        build_params = get_kernel_params(self.kernel)
+        self.kernel_params = {}
+        if build_params is not None:
+            self.kernel_params = dict(build_params(
+                self, tuple(query_shape), tuple(key_shape), self.num_heads,
+                self.num_kv_heads, self.key_dim, dict(self.kernel_options),
+            ))
 
     def project_kv(self, key, value):
         """Projected (B, S, H_kv, D_head) keys and values."""
@@ -127,7 +136,7 @@ class MultiHeadAttention(keras.layers.Layer):
             v = ops.concatenate([cache[1], v], axis=1)
         out = attention(
             q, k, v, kernel=self.kernel, causal=causal, mask=attention_mask,
-            **self.kernel_options,
+            **self.kernel_options, **self.kernel_params,
         )
         shape = ops.shape(out)
         out = ops.reshape(out, (shape[0], shape[1],
