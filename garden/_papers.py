@@ -5,6 +5,12 @@ import importlib
 PAPERS = (
     "mae",
     "point_mae",
+    "axial_transformer",
+    "combiner",
+    "ecoformer",
+    "fit",
+    "lean_attention",
+    "slab",
 )
 
 for _slug in PAPERS:

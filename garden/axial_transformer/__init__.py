@@ -1,0 +1,1 @@
+"""Paper package 'axial_transformer' (see garden/axial_transformer/README.md)."""

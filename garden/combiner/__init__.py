@@ -1,0 +1,1 @@
+"""Paper package 'combiner' (see garden/combiner/README.md)."""

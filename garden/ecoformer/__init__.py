@@ -1,0 +1,1 @@
+"""Paper package 'ecoformer' (see garden/ecoformer/README.md)."""

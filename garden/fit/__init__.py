@@ -1,0 +1,1 @@
+"""Paper package 'fit' (see garden/fit/README.md)."""

@@ -1,0 +1,1 @@
+"""Paper package 'lean_attention' (see garden/lean_attention/README.md)."""

@@ -1,0 +1,1 @@
+"""Paper package 'slab' (see garden/slab/README.md)."""
