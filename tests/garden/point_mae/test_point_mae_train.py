@@ -20,6 +20,9 @@ def test_pretrain_eval_probe_and_plot(tmp_path):
         assert np.isfinite(res[key]) and res[key] > 0, (key, res)
     assert res["baseline"] == min(res["baseline_origin"],
                                   res["baseline_mean"])
+    assert res["baseline_spec"] == min(res["baseline_origin"],
+                                       res["baseline_sorted_mean"])
+    assert res["ratio_spec"] == res["chamfer"] / res["baseline_spec"]
 
     acc = point_mae_train.linear_probe(model, train[:32], labels[:32],
                                        train[32:], labels[32:])
@@ -48,3 +51,16 @@ def test_best_constant_patch_beats_the_origin_and_random_patches():
 def test_sampling_floor_is_between_zero_and_the_origin_baseline():
     res = point_mae_train.sampling_floor(num_clouds=20)
     assert 0.0 < res["floor"] < 0.5 * res["baseline_origin"], res
+
+
+def test_sorted_mean_patch_is_the_index_wise_mean_of_sorted_patches():
+    rng = np.random.RandomState(0)
+    patches = rng.standard_normal((5, 4, 3)).astype("float32")
+    expected = np.mean(
+        [p[np.lexsort((p[:, 2], p[:, 1], p[:, 0]))] for p in patches], 0)
+    got = point_mae_train.sorted_mean_patch(patches)
+    np.testing.assert_allclose(got, expected, atol=1e-6)
+    # Sorting matters: shuffling points inside a patch changes nothing.
+    shuffled = np.stack([p[rng.permutation(4)] for p in patches])
+    np.testing.assert_allclose(
+        point_mae_train.sorted_mean_patch(shuffled), expected, atol=1e-6)
