@@ -123,37 +123,23 @@ class MAEBlock(TransformerBlock):
     """timm `Block` as used by MAE: `TransformerBlock` maths and weights, with
     the official Xavier initialisation of the attention projections.
 
-    `build()` repeats `TransformerBlock.build` (same attribute names, so the
-    weight layout is identical) but creates an `MAEAttention`;
-    `TransformerBlock` takes no initializer argument (reported upstream).
+    Only the sub-layer factories change; the block's layout and weight names
+    are `TransformerBlock`'s.
     """
 
-    def build(self, input_shape):
-        dim = input_shape[-1]
-        if dim % self.num_heads:
-            raise ValueError(
-                f"MAEBlock: width {dim} is not divisible by num_heads "
-                f"{self.num_heads}."
-            )
-        p = self.dtype_policy
-        self.norm1 = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=p, name="norm1")
-        self.attn = MAEAttention(
+    def make_attention(self, dim):
+        return MAEAttention(
             self.num_heads, dim // self.num_heads, qkv_bias=self.qkv_bias,
             kernel=self.attention_kernel, kernel_options=self.kernel_options,
-            dtype=p, name="attn")
-        self.norm2 = keras.layers.LayerNormalization(
-            epsilon=self.layer_norm_epsilon, dtype=p, name="norm2")
+            dtype=self.dtype_policy, name="attn")
+
+    def make_mlp(self, dim):
         # A fresh-seed initializer: the MLP shares one initializer between
         # fc1 and fc2, and a default Keras one would give both the same
-        # random stream (reported upstream).
-        self.mlp = MLP(int(dim * self.mlp_ratio), activation=self.activation,
-                       kernel_initializer=TorchXavierUniform(), dtype=p,
-                       name="mlp")
-        self.drop = DropPath(self.drop_path, dtype=p)
-        for layer in (self.norm1, self.norm2, self.mlp):
-            layer.build(input_shape)
-        self.attn.build(input_shape)
+        # random stream.
+        return MLP(int(dim * self.mlp_ratio), activation=self.activation,
+                   kernel_initializer=TorchXavierUniform(),
+                   dtype=self.dtype_policy, name="mlp")
 
 
 def drop_path_rates(drop_path, num_layers):

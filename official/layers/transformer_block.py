@@ -47,18 +47,27 @@ class TransformerBlock(keras.layers.Layer):
         p = self.dtype_policy
         self.norm1 = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_epsilon, dtype=p, name="norm1")
-        self.attn = MultiHeadAttention(
-            self.num_heads, dim // self.num_heads, qkv_bias=self.qkv_bias,
-            kernel=self.attention_kernel, kernel_options=self.kernel_options,
-            dtype=p, name="attn")
+        self.attn = self.make_attention(dim)
         self.norm2 = keras.layers.LayerNormalization(
             epsilon=self.layer_norm_epsilon, dtype=p, name="norm2")
-        self.mlp = MLP(int(dim * self.mlp_ratio), activation=self.activation,
-                       dtype=p, name="mlp")
+        self.mlp = self.make_mlp(dim)
         self.drop = DropPath(self.drop_path, dtype=p)
         for layer in (self.norm1, self.norm2, self.mlp):
             layer.build(input_shape)
         self.attn.build(input_shape)
+
+    def make_attention(self, dim):
+        """The attention sub-layer (named "attn"). Subclasses override this
+        to change its class or initialisation, not the block's layout."""
+        return MultiHeadAttention(
+            self.num_heads, dim // self.num_heads, qkv_bias=self.qkv_bias,
+            kernel=self.attention_kernel, kernel_options=self.kernel_options,
+            dtype=self.dtype_policy, name="attn")
+
+    def make_mlp(self, dim):
+        """The MLP sub-layer (named "mlp"); overridable like make_attention."""
+        return MLP(int(dim * self.mlp_ratio), activation=self.activation,
+                   dtype=self.dtype_policy, name="mlp")
 
     def call(self, x, attention_mask=None, training=False):
         x = x + self.drop(self.attn(self.norm1(x), attention_mask=attention_mask),
