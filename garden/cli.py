@@ -1,6 +1,7 @@
 """The `garden` command line (also `python -m garden`).
 
-    garden list [--domain D] [--modality M] [--task T]
+    garden list [--domain D] [--task T] [--modality M] [--family F]
+                [--paper P] [--catalogue]
     garden info NAME [--preset P]
     garden train NAME --preset P --data D [--steps N | --epochs E]
                  [--strategy default|mirrored|multi_worker] --out DIR
@@ -18,14 +19,20 @@ import sys
 def _cmd_list(args):
     import garden
 
+    if args.catalogue:
+        from garden import model_table
+
+        print(model_table.catalogue_table())
+        return 0
     names = garden.list_models(domain=args.domain, modality=args.modality,
-                               task=args.task)
+                               task=args.task, family=args.family,
+                               paper=args.paper)
     print(f"{'model':22s} {'paper params':>13s}  {'tags':64s} presets")
     for name in names:
         entry = garden.get_entry(name)
         params = entry.presets["paper"].get("params")
         tags = ", ".join(f"{k}={v}" for k, v in sorted(entry.tags.items())
-                         if k in ("domain", "modality", "task"))
+                         if k in ("domain", "task", "modality"))
         shown = f"{params:,}" if params else "-"
         print(f"{name:22s} {shown:>13s}  {tags:64s} "
               f"{','.join(entry.presets)}")
@@ -111,10 +118,17 @@ def build_parser():
                                      RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("list", help="registered models")
-    p.add_argument("--domain")
-    p.add_argument("--modality")
+    p = sub.add_parser(
+        "list", help="registered models, filtered by the taxonomy "
+        "(official/taxonomy.py: the applications survey's domains and tasks)")
+    p.add_argument("--domain", help="nlp, vision, multimodal, audio, signal")
     p.add_argument("--task")
+    p.add_argument("--modality")
+    p.add_argument("--family", help="the garden's paper family")
+    p.add_argument("--paper", help="paper slug")
+    p.add_argument("--catalogue", action="store_true",
+                   help="print every paper by domain and task, with its "
+                   "registered models")
     p.set_defaults(fn=_cmd_list)
 
     p = sub.add_parser("info", help="one model preset as JSON")

@@ -12,9 +12,12 @@ import os
 import re
 
 import garden
+from official import taxonomy
 
 BEGIN = "<!-- model-table:begin -->"
 END = "<!-- model-table:end -->"
+CATALOGUE_BEGIN = "<!-- catalogue:begin -->"
+CATALOGUE_END = "<!-- catalogue:end -->"
 README = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "README.md")
 
@@ -22,7 +25,7 @@ README = os.path.join(os.path.dirname(os.path.dirname(
 def markdown_table():
     lines = [
         "| model | class | paper preset params | presets | domain / "
-        "modality / task | results |",
+        "task / modality | results |",
         "|---|---|---:|---|---|---|",
     ]
     for name in garden.list_models():
@@ -30,7 +33,7 @@ def markdown_table():
         params = entry.presets["paper"].get("params")
         slug = entry.cls.__module__.split(".")[1]
         tags = " / ".join(str(entry.tags.get(k, "-"))
-                          for k in ("domain", "modality", "task"))
+                          for k in ("domain", "task", "modality"))
         lines.append(
             f"| `{name}` | `{entry.cls.__name__}` | "
             f"{params:,} | {', '.join(entry.presets)} | {tags} | "
@@ -38,17 +41,29 @@ def markdown_table():
     return "\n".join(lines)
 
 
-def current_readme_table(text):
-    match = re.search(re.escape(BEGIN) + r"\n(.*?)\n" + re.escape(END), text,
+def catalogue_table():
+    """Every paper of the taxonomy with its registered models."""
+    by_paper = {}
+    for name in garden.list_models():
+        by_paper.setdefault(garden.get_entry(name).tags.get("paper"),
+                            []).append(name)
+    return taxonomy.catalogue_table(by_paper)
+
+
+def current_readme_table(text, begin=BEGIN, end=END):
+    match = re.search(re.escape(begin) + r"\n(.*?)\n" + re.escape(end), text,
                       re.S)
     return match.group(1) if match else None
 
 
 def write_readme(path=README):
     text = open(path).read()
-    new = f"{BEGIN}\n{markdown_table()}\n{END}"
-    text = re.sub(re.escape(BEGIN) + r".*?" + re.escape(END), new, text,
-                  flags=re.S)
+    for begin, end, table in ((BEGIN, END, markdown_table()),
+                              (CATALOGUE_BEGIN, CATALOGUE_END,
+                               catalogue_table())):
+        new = f"{begin}\n{table}\n{end}"
+        text = re.sub(re.escape(begin) + r".*?" + re.escape(end),
+                      lambda _: new, text, flags=re.S)
     with open(path, "w") as f:
         f.write(text)
 
@@ -60,3 +75,5 @@ if __name__ == "__main__":
         write_readme()
     else:
         print(markdown_table())
+        print()
+        print(catalogue_table())

@@ -39,8 +39,8 @@ def classifier_example_labels(config, batch_size, seed):
     presets=mae_classifier_presets,
     example_inputs=classifier_example_inputs,
     example_labels=classifier_example_labels,
-    tags={"domain": "vision-ssl", "modality": "image",
-          "task": "image-classification", "paper": "mae"},
+    tags={"domain": "vision", "task": "image-classification",
+          "modality": "image", "family": "vision-ssl", "paper": "mae"},
     description="ViT classifier fine-tuned from an MAE encoder.",
 )
 class MAEClassifier(GardenModel):

@@ -93,8 +93,8 @@ def mae_example_inputs(config, batch_size, seed):
     "mae",
     presets=mae_presets,
     example_inputs=mae_example_inputs,
-    tags={"domain": "vision-ssl", "modality": "image",
-          "task": "masked-image-modeling", "paper": "mae"},
+    tags={"domain": "vision", "task": "masked-image-modeling",
+          "modality": "image", "family": "vision-ssl", "paper": "mae"},
     description="Masked Autoencoder pre-training (He et al. 2021).",
 )
 class MAEPretrainer(GardenModel):

@@ -22,8 +22,9 @@ from official.registry import register_model
     presets=point_mae_presets.classifier_presets,
     example_inputs=point_mae_presets.classifier_example_inputs,
     example_labels=point_mae_presets.classifier_example_labels,
-    tags={"domain": "vision-ssl", "modality": "point_cloud",
-          "task": "classification", "paper": "point_mae"},
+    tags={"domain": "vision", "task": "point-cloud-classification",
+          "modality": "point_cloud", "family": "vision-ssl",
+          "paper": "point_mae"},
     description="Point-MAE fine-tuning classifier (PointTransformer).",
 )
 class PointMAEClassifier(GardenModel):

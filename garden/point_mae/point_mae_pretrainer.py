@@ -41,8 +41,9 @@ def _torch_linear_init():
     "point_mae",
     presets=point_mae_presets.pretrainer_presets,
     example_inputs=point_mae_presets.pretrainer_example_inputs,
-    tags={"domain": "vision-ssl", "modality": "point_cloud",
-          "task": "masked_autoencoding", "paper": "point_mae"},
+    tags={"domain": "vision", "task": "point-cloud-pretraining",
+          "modality": "point_cloud", "family": "vision-ssl",
+          "paper": "point_mae"},
     description="Point-MAE: masked point-patch autoencoder (Pang et al., "
     "ECCV 2022).",
 )
