@@ -9,6 +9,7 @@ import keras
 from keras import ops
 
 from official.quantization.vector_quantizer import VectorQuantizer
+from official.quantization.vector_quantizer import codebook_config
 from official.registry import register_layer
 
 
@@ -132,18 +133,5 @@ class ResidualVectorQuantizer(keras.layers.Layer):
         }
 
     def get_config(self):
-        init = self.codebook_initializer
-        if init is not None and not isinstance(init, (str, dict)):
-            init = keras.initializers.serialize(init)
-        return {
-            **super().get_config(),
-            "num_levels": self.num_levels,
-            "num_codes": self.num_codes,
-            "beta": self.beta,
-            "ema": self.ema,
-            "decay": self.decay,
-            "epsilon": self.epsilon,
-            "dead_code_threshold": self.dead_code_threshold,
-            "codebook_initializer": init,
-            "seed": self.seed,
-        }
+        return {**super().get_config(), "num_levels": self.num_levels,
+                **codebook_config(self)}

@@ -211,17 +211,22 @@ class VectorQuantizer(keras.layers.Layer):
         return ops.take(flat, pick, axis=0)
 
     def get_config(self):
-        init = self.codebook_initializer
-        if init is not None and not isinstance(init, (str, dict)):
-            init = keras.initializers.serialize(init)
-        return {
-            **super().get_config(),
-            "num_codes": self.num_codes,
-            "beta": self.beta,
-            "ema": self.ema,
-            "decay": self.decay,
-            "epsilon": self.epsilon,
-            "dead_code_threshold": self.dead_code_threshold,
-            "codebook_initializer": init,
-            "seed": self.seed,
-        }
+        return {**super().get_config(), **codebook_config(self)}
+
+
+def codebook_config(layer):
+    """The codebook options shared by `VectorQuantizer` and
+    `ResidualVectorQuantizer`, serialised for `get_config`."""
+    init = layer.codebook_initializer
+    if init is not None and not isinstance(init, (str, dict)):
+        init = keras.initializers.serialize(init)
+    return {
+        "num_codes": layer.num_codes,
+        "beta": layer.beta,
+        "ema": layer.ema,
+        "decay": layer.decay,
+        "epsilon": layer.epsilon,
+        "dead_code_threshold": layer.dead_code_threshold,
+        "codebook_initializer": init,
+        "seed": layer.seed,
+    }
