@@ -6,11 +6,11 @@ loading the pre-trained encoder with `strict=False`).
 """
 
 import keras
-import numpy as np
 from keras import ops
 
 from garden.mae.mae_backbone import MAEViTEncoder
 from garden.mae.mae_presets import mae_classifier_presets
+from official.models import examples
 from official.models.garden_model import GardenModel
 from official.registry import register_model
 
@@ -20,25 +20,11 @@ ENCODER_KEYS = ("image_size", "patch_size", "num_channels", "hidden_dim",
                 "activation")
 
 
-def classifier_example_inputs(config, batch_size, seed):
-    rng = np.random.default_rng(seed)
-    size = config.get("image_size", 224)
-    channels = config.get("num_channels", 3)
-    return {"images": rng.uniform(
-        size=(batch_size, size, size, channels)).astype("float32")}
-
-
-def classifier_example_labels(config, batch_size, seed):
-    rng = np.random.default_rng(seed + 1)
-    return rng.integers(0, config.get("num_classes", 1000),
-                        size=(batch_size,)).astype("int32")
-
-
 @register_model(
     "mae_classifier",
     presets=mae_classifier_presets,
-    example_inputs=classifier_example_inputs,
-    example_labels=classifier_example_labels,
+    example_inputs=examples.image_inputs,
+    example_labels=examples.class_labels,
     tags={"domain": "vision", "task": "image-classification",
           "modality": "image", "family": "vision-ssl", "paper": "mae"},
     description="ViT classifier fine-tuned from an MAE encoder.",

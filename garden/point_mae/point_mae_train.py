@@ -22,6 +22,7 @@ import numpy as np
 import official.registry
 from data_pipelines import shapes3d
 from official.ops import point_cloud
+from official.training import build_optimizer
 
 
 class _ScaleTranslateBatches(keras.utils.PyDataset):
@@ -57,18 +58,13 @@ def make_optimizer(model, steps, learning_rate=1e-3, weight_decay=0.05,
                    warmup_fraction=0.1):
     """AdamW with cosine decay after a linear warm-up (`cfgs/pretrain.yaml`:
     lr 1e-3, wd 0.05, 10 of 300 epochs warm-up). As `tools/builder.py`
-    `add_weight_decay`, 1-D parameters (biases, norms) and tokens get none.
+    `add_weight_decay`, 1-D parameters (biases, norms) and tokens get none
+    (`official.training.build_optimizer`'s rule).
     """
-    warmup = max(1, int(warmup_fraction * steps))
-    schedule = keras.optimizers.schedules.CosineDecay(
-        initial_learning_rate=0.0, decay_steps=max(1, steps - warmup),
-        warmup_target=learning_rate, warmup_steps=warmup)
-    optimizer = keras.optimizers.AdamW(
-        learning_rate=schedule, weight_decay=weight_decay)
-    optimizer.exclude_from_weight_decay(var_list=[
-        v for v in model.trainable_variables
-        if len(v.shape) == 1 or "token" in v.name])
-    return optimizer
+    return build_optimizer(
+        "adamw", learning_rate=learning_rate, weight_decay=weight_decay,
+        warmup_steps=max(1, int(warmup_fraction * steps)), total_steps=steps,
+        model=model)
 
 
 def pretrain(steps, seed, preset="tiny", model=None, batch_size=32,
