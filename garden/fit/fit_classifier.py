@@ -11,35 +11,21 @@ classifier exists): mean over those tokens, then a Dense layer.
 """
 
 import keras
-import numpy as np
 from keras import ops
 
 from garden.fit.fit_backbone import FITEncoder
 from garden.fit.fit_layers import group_images
 from garden.fit.fit_presets import fit_presets
+from official.models import examples
 from official.models.garden_model import GardenModel
 from official.registry import register_model
-
-
-def fit_example_inputs(config, batch_size, seed):
-    rng = np.random.default_rng(seed)
-    size = config.get("image_size", 512)
-    channels = config.get("num_channels", 3)
-    return {"images": rng.uniform(
-        size=(batch_size, size, size, channels)).astype("float32")}
-
-
-def fit_example_labels(config, batch_size, seed):
-    rng = np.random.default_rng(seed + 1)
-    return rng.integers(0, config.get("num_classes", 1000),
-                        size=(batch_size,)).astype("int32")
 
 
 @register_model(
     "fit",
     presets=fit_presets,
-    example_inputs=fit_example_inputs,
-    example_labels=fit_example_labels,
+    example_inputs=examples.image_inputs,
+    example_labels=examples.class_labels,
     tags={"domain": "vision", "family": "efficient-attention",
           "modality": "image", "task": "image-classification",
           "paper": "fit"},

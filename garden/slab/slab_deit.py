@@ -18,29 +18,16 @@ from garden.slab.slab_layers import SLABBlock
 from garden.slab.slab_layers import make_norm
 from garden.slab.slab_presets import slab_presets
 from official.layers.patch_embedding import PatchEmbedding
+from official.models import examples
 from official.models.garden_model import GardenModel
 from official.registry import register_model
-
-
-def slab_example_inputs(config, batch_size, seed):
-    rng = np.random.default_rng(seed)
-    size = config.get("image_size", 224)
-    channels = config.get("num_channels", 3)
-    return {"images": rng.uniform(
-        size=(batch_size, size, size, channels)).astype("float32")}
-
-
-def slab_example_labels(config, batch_size, seed):
-    rng = np.random.default_rng(seed + 1)
-    return rng.integers(0, config.get("num_classes", 1000),
-                        size=(batch_size,)).astype("int32")
 
 
 @register_model(
     "slab",
     presets=slab_presets,
-    example_inputs=slab_example_inputs,
-    example_labels=slab_example_labels,
+    example_inputs=examples.image_inputs,
+    example_labels=examples.class_labels,
     tags={"domain": "vision", "family": "efficient-attention",
           "modality": "image", "task": "image-classification",
           "paper": "slab"},
