@@ -2,7 +2,9 @@
 
 from official.attention.kernels import axial  # noqa: F401
 from official.attention.kernels import chunked  # noqa: F401
+from official.attention.kernels import combiner  # noqa: F401
 from official.attention.kernels import dense  # noqa: F401
+from official.attention.kernels import ecoformer  # noqa: F401
 from official.attention.kernels import linear_attention  # noqa: F401
 from official.attention.kernels import local_global  # noqa: F401
 from official.attention.kernels import lowrank  # noqa: F401

@@ -1,0 +1,266 @@
+"""Shared pieces of the Combiner kernels (Ren et al. 2021, arXiv 2107.05768).
+
+Combiner (§3) treats attention as a conditional expectation
+A(x_i) = E_{p(j|i)}[v_j] and partitions the support Omega_i into a direct
+part Omega_i^0 and spans Omega_i^1..Omega_i^{n_i}. Inside a span the
+probability factorises as p(j|i) = p(Omega_i^r|i) q_r(j) with a "local
+expectation" q_r(j) that does not depend on i, so a span costs one
+logit q_i . k_r against a summary key and contributes one summary value
+v_r = sum_j q_r(j) v_j shared by every query. The direct logits and the span
+logits go through ONE softmax (`joint_softmax`).
+
+Conventions of all four kernels (`combiner_fixed`, `combiner_logsparse`,
+`combiner_axial`, `combiner_mixture`):
+
+* self-attention only (T == S), no `mask` (the sparsity pattern is the
+  structure); `causal` selects the autoregressive partition;
+* the query is multiplied by `scale` (default 1/sqrt(D)) before any
+  pooling, as the official code does (`get_qkv` scales the query, then
+  `pooling_summary` / `cummax` act on it); max-pooling commutes with a
+  positive scale, so span logits are max(q) . k * scale;
+* logits, softmax and sums in float32; the output has the query dtype;
+* masked logits are set to -1e30 (never added), so their softmax weight is
+  exactly 0;
+* lengths are static; a causal sequence whose length is not a multiple of
+  the segment is padded at the end (padding is in everyone's future, so it
+  never reaches a real position) and the output sliced back.
+"""
+
+import math
+
+import numpy as np
+from keras import ops
+
+from official.attention.kernels.common import repeat_kv_heads
+
+NEG = -1e30
+
+SUMMARY_KINDS = tuple(
+    f"{act}-{pool}" for act in ("identity", "relu")
+    for pool in ("max", "mean", "sum")
+)
+
+
+def check_inputs(name, query, key, mask):
+    """Static self-attention lengths and no user mask, or a ValueError."""
+    if mask is not None:
+        raise ValueError(
+            f"attention kernel '{name}': `mask` is not supported (the "
+            "Combiner partition is the sparsity pattern); use causal=True "
+            "for autoregressive attention and mask=None."
+        )
+    t, s = query.shape[1], key.shape[1]
+    if t is None or s is None:
+        raise ValueError(
+            f"attention kernel '{name}' needs static sequence lengths; "
+            f"received query {tuple(query.shape)}, key {tuple(key.shape)}."
+        )
+    if t != s:
+        raise ValueError(
+            f"attention kernel '{name}' is self-attention: query length {t} "
+            f"must equal key length {s} (no cached decoding)."
+        )
+    return t
+
+
+def prepare(query, key, value, scale):
+    """Float32 q (already multiplied by scale), k, v with H query heads."""
+    h, d = query.shape[2], query.shape[3]
+    key, value = repeat_kv_heads(key, value, h)
+    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    if scale <= 0:
+        raise ValueError(
+            f"Combiner kernels need a positive scale (max-pooled queries); "
+            f"got {scale}."
+        )
+    q = ops.cast(query, "float32") * scale
+    return q, ops.cast(key, "float32"), ops.cast(value, "float32")
+
+
+def default_segment_length(length):
+    """The divisor s of `length` minimising s + length / s (the logits per
+    query of Combiner-Fixed/Axial); the smaller one on a tie. It is
+    sqrt(length) for perfect squares and sqrt(length / 2) or sqrt(2 length)
+    for odd powers of two."""
+    best = None
+    for s in range(1, int(math.isqrt(length)) + 1):
+        if length % s:
+            continue
+        for cand in (s, length // s):
+            key = (cand + length // cand, cand)
+            if best is None or key < best:
+                best = key
+    return best[1]
+
+
+def resolve_segment_length(name, length, segment_length, causal):
+    """(s, padded length). Causal inputs are padded up to a multiple of s;
+    non-causal ones must be a multiple (padding would be attended)."""
+    s = default_segment_length(length) if segment_length is None else int(
+        segment_length)
+    if s < 1:
+        raise ValueError(
+            f"attention kernel '{name}': segment_length must be >= 1; got "
+            f"{segment_length}."
+        )
+    padded = -(-length // s) * s
+    if padded != length and not causal:
+        raise ValueError(
+            f"attention kernel '{name}': non-causal attention needs the "
+            f"length ({length}) to be a multiple of segment_length ({s}); "
+            "pad the sequence or choose another segment_length."
+        )
+    return s, padded
+
+
+def pad_to(x, length, axis=1):
+    """Zero-pads `axis` of x at the end up to `length`."""
+    current = x.shape[axis]
+    if current == length:
+        return x
+    widths = [[0, 0] for _ in range(len(x.shape))]
+    widths[axis] = [0, length - current]
+    return ops.pad(x, widths)
+
+
+def segment(x, s):
+    """(B, L, H, D) -> (B, L / s, s, H, D)."""
+    _, length, h, d = x.shape
+    return ops.reshape(x, (-1, length // s, s, h, d))
+
+
+def unsegment(x):
+    """(B, n, s, H, D) -> (B, n * s, H, D)."""
+    _, n, s, h, d = x.shape
+    return ops.reshape(x, (-1, n * s, h, d))
+
+
+def check_summary(kind):
+    if kind not in SUMMARY_KINDS:
+        raise ValueError(
+            f"Unknown local_summary '{kind}'; expected one of "
+            f"{list(SUMMARY_KINDS)} (the official 'deepset' owns weights and "
+            "is not implemented)."
+        )
+
+
+def pool_summary(x, axis, kind="identity-max"):
+    """Cheap span summary (official `pooling_summary`): activation
+    ("identity" or "relu") then pooling ("max", "mean", "sum") over `axis`
+    (removed)."""
+    check_summary(kind)
+    act, pool = kind.split("-")
+    if act == "relu":
+        x = ops.relu(x)
+    if pool == "max":
+        return ops.max(x, axis=axis)
+    if pool == "mean":
+        return ops.mean(x, axis=axis)
+    return ops.sum(x, axis=axis)
+
+
+def span_values(span_query, keys, values, allowed=None):
+    """Summary value of every span: v_r = sum_j softmax_j(q_r . k_j) v_j
+    (the local expectation q_r(j) of §3, shared by all queries).
+
+    span_query (B, n, H, D) (already scaled); keys/values (B, n, s, H, D);
+    `allowed` optional NumPy bool (n, s) (positions outside a span).
+    Returns (B, n, H, D). Written as multiply-and-reduce, not einsum: as an
+    einsum it is a batch of B n H matrix-vector products, slow under XLA on
+    CPU (with this form, causal `combiner_logsparse` at 1k tokens went from
+    274 to 80 ms per forward on the shared test machine).
+    """
+    logits = ops.sum(span_query[:, :, None] * keys, axis=-1)  # (B, n, s, H)
+    if allowed is not None:
+        logits = masked(logits, allowed[None, :, :, None])
+    weights = ops.softmax(logits, axis=2) if keys.shape[2] > 1 else \
+        ops.ones_like(logits)
+    return ops.sum(weights[..., None] * values, axis=2)
+
+
+def _take(x, axis, start, stop):
+    index = [slice(None)] * len(x.shape)
+    index[axis] = slice(start, stop)
+    return x[tuple(index)]
+
+
+def shift(x, axis, amount):
+    """Shifts x by `amount` along `axis` (> 0: towards higher indices, as
+    the official `shift_right`; < 0: `shift_left`), filling with zeros."""
+    n = x.shape[axis]
+    widths = [[0, 0] for _ in range(len(x.shape))]
+    if amount > 0:
+        widths[axis] = [amount, 0]
+        return ops.pad(_take(x, axis, 0, n - amount), widths)
+    widths[axis] = [0, -amount]
+    return ops.pad(_take(x, axis, -amount, n), widths)
+
+
+def cummax(x, axis, reverse=False):
+    """Inclusive running maximum along `axis` (JAX `lax.cummax`; the
+    official TF code approximates it with a cumsum, `approx_cummax`).
+
+    Hillis-Steele doubling: ceil(log2 n) steps of max(x, x shifted by
+    2^k). Static shapes, pad/slice/maximum only, so it compiles with XLA and
+    exports (keras.ops.associative_scan fails under XLA in Keras 3.15's
+    TensorFlow backend: both tf.cond branches are compiled with mismatched
+    shapes).
+    """
+    n = x.shape[axis]
+    if reverse:
+        x = ops.flip(x, axis=axis)
+    step = 1
+    while step < n:
+        widths = [[0, 0] for _ in range(len(x.shape))]
+        widths[axis] = [step, 0]
+        shifted = ops.pad(_take(x, axis, 0, n - step), widths,
+                          constant_values=NEG)
+        x = ops.maximum(x, shifted)
+        step *= 2
+    if reverse:
+        x = ops.flip(x, axis=axis)
+    return x
+
+
+def masked(logits, allowed):
+    """Sets logits where `allowed` (NumPy bool, broadcastable) is False to
+    NEG."""
+    allowed = np.asarray(allowed, bool)
+    if allowed.all():
+        return logits
+    return ops.where(ops.convert_to_tensor(allowed), logits, NEG)
+
+
+def softmax(logits):
+    """Softmax over the last axis (a size-1 axis gives ones without Keras'
+    "softmax over one element" warning)."""
+    if logits.shape[-1] == 1:
+        return ops.ones_like(logits)
+    return ops.softmax(logits, axis=-1)
+
+
+def joint_softmax(blocks):
+    """One float32 softmax over the concatenated last axes of `blocks`
+    (§3: direct and span logits share the normaliser Z_i); returns the
+    weights split back into blocks."""
+    sizes = [b.shape[-1] for b in blocks]
+    weights = softmax(ops.concatenate(blocks, axis=-1))
+    out, start = [], 0
+    for size in sizes:
+        out.append(weights[..., start:start + size])
+        start += size
+    return out
+
+
+def run(query, key, value, scale, length, padded_length, build):
+    """Shared driver (after `check_inputs`): float32 prep, causal
+    end-padding, one joint softmax over `build(q, k, v) -> (logit blocks,
+    merge)`, slicing back to `length`, cast to the query dtype."""
+    q, k, v = prepare(query, key, value, scale)
+    if padded_length != length:
+        q, k, v = (pad_to(x, padded_length) for x in (q, k, v))
+    blocks, merge = build(q, k, v)
+    out = merge(joint_softmax(blocks))
+    if padded_length != length:
+        out = out[:, :length]
+    return ops.cast(out, query.dtype)
