@@ -66,15 +66,12 @@ class CombinerAttention(MultiHeadAttention):
             self.kernel_options.get("row_summary", "wsum")
 
     def call(self, query, causal=False):
-        q = self._split_heads(self.query_dense(query), self.num_heads)
+        q = self._project(self.query_dense, query, self.num_heads)
         k, v = self.project_kv(query, query)
         extra = {"summary_residual": query} if self._needs_residual() else {}
         out = attention(q, k, v, kernel=self.kernel, causal=causal,
                         **self.kernel_options, **self.kernel_params, **extra)
-        shape = ops.shape(out)
-        out = ops.reshape(out, (shape[0], shape[1],
-                                self.num_heads * self.key_dim))
-        return self.output_dense(out)
+        return self._output(out)
 
 
 @register_layer()

@@ -202,7 +202,7 @@ def predicted_parameter_reduction(layer, heads):
 
 
 def _slice_projection(dense, heads, key_dim):
-    """q/k/v EinsumDense "btd,de->bte" keeping heads (columns h*d..)."""
+    """q/k/v EinsumDense "nd,de->ne" keeping heads (columns h*d..)."""
     kernel = ops.convert_to_numpy(dense.kernel)
     d_in = kernel.shape[0]
     kernel = kernel.reshape(d_in, -1, key_dim)[:, heads, :]
@@ -211,19 +211,19 @@ def _slice_projection(dense, heads, key_dim):
         bias = ops.convert_to_numpy(dense.bias).reshape(-1, key_dim)
         weights.append(bias[heads].reshape(-1))
     width = len(heads) * key_dim
-    return resized_copy(dense, (None, None, d_in), weights,
-                        output_shape=[None, width])
+    return resized_copy(dense, (None, d_in), weights,
+                        output_shape=[width])
 
 
 def _slice_output(dense, heads, key_dim):
-    """Output EinsumDense "bte,ed->btd" keeping heads (rows h*d..)."""
+    """Output EinsumDense "ne,ed->nd" keeping heads (rows h*d..)."""
     kernel = ops.convert_to_numpy(dense.kernel)
     d_out = kernel.shape[1]
     kernel = kernel.reshape(-1, key_dim, d_out)[heads].reshape(-1, d_out)
     weights = [kernel]
     if dense.bias is not None:
         weights.append(ops.convert_to_numpy(dense.bias))
-    return resized_copy(dense, (None, None, kernel.shape[0]), weights)
+    return resized_copy(dense, (None, kernel.shape[0]), weights)
 
 
 def prune_heads(model, keep):

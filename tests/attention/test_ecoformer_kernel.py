@@ -292,13 +292,15 @@ def test_in_multi_head_attention_layer():
                               "hash_weights"]
     assert tuple(hashes["hash_weights"].shape) == (H, BITS, M)
     assert len(layer.trainable_weights) == 8  # q, k, v, o kernels + biases
-    q = np.asarray(layer.query_dense(x)).reshape(2, 15, H, D)
+    q = np.asarray(layer.query_dense(
+        np.reshape(np.asarray(x), (30, -1)))).reshape(2, 15, H, D)
     k, v = (np.asarray(t) for t in layer.project_kv(x, x))
     p = dict(hash_weights=np.asarray(hashes["hash_weights"]),
              anchors=np.asarray(hashes["hash_anchors"]),
              feature_mean=np.asarray(hashes["hash_feature_mean"]))
-    inner = reference(q, k, v, p, margin=0.0).reshape(2, 15, H * D)
+    inner = reference(q, k, v, p, margin=0.0).reshape(30, H * D)
     want = np.asarray(layer.output_dense(inner.astype("float32")))
+    want = want.reshape(2, 15, -1)
     np.testing.assert_allclose(out, want, atol=1e-5)
     with tf.GradientTape() as tape:
         loss = tf.reduce_sum(layer(x) ** 2)

@@ -410,12 +410,13 @@ def test_multi_head_attention_owns_the_sla_weights():
     assert all(np.any(g.numpy()) for g in grads)
     params["key_position"].assign(
         np.random.default_rng(1).standard_normal((24, heads, 8)))
-    q = layer._split_heads(layer.query_dense(x), heads)
+    q = layer._project(layer.query_dense, x, heads)
     k, v = layer.project_kv(x, x)
     direct = attention(q, k, v, kernel="linear_relu",
                        spatial_shape=(ROWS, COLS), dwc_kernel_size=3,
                        key_position_embedding=True, **params)
-    direct = layer.output_dense(tf.reshape(direct, (2, 24, d_model)))
+    direct = tf.reshape(
+        layer.output_dense(tf.reshape(direct, (48, d_model))), (2, 24, -1))
     np.testing.assert_allclose(layer(x).numpy(), direct.numpy(), atol=1e-6)
     config = json.loads(json.dumps(layer.get_config()))
     clone = MultiHeadAttention.from_config(config)

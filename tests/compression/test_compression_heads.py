@@ -19,12 +19,11 @@ def _explicit_gate_logits(model, x, xi):
     """TinyAttentionModel's forward with a gate xi_h on each head's output
     before W_O (Michel et al. 2019, sec. 4)."""
     attn = model.attn
-    q = attn._split_heads(attn.query_dense(x), attn.num_heads)
+    q = attn._project(attn.query_dense, x, attn.num_heads)
     k, v = attn.project_kv(x, x)
     o = attention(q, k, v, kernel=attn.kernel)
     o = o * ops.reshape(xi, (1, 1, -1, 1))
-    o = ops.reshape(o, (x.shape[0], x.shape[1], -1))
-    h = x + attn.output_dense(o)
+    h = x + attn._output(o)
     h = h + model.mlp(model.norm(h))
     return model.head(ops.mean(h, axis=1))
 
@@ -117,7 +116,7 @@ def test_gated_sliced_check_catches_a_wrong_head_layout(monkeypatch):
         kernel = kernel.reshape(key_dim, -1, d_out)[:, heads].reshape(
             -1, d_out)
         return head_pruning.resized_copy(
-            dense, (None, None, kernel.shape[0]), [kernel, dense.bias.numpy()])
+            dense, (None, kernel.shape[0]), [kernel, dense.bias.numpy()])
 
     monkeypatch.setattr(head_pruning, "_slice_output", wrong_output)
     gated, sliced, x = _twin()
