@@ -9,7 +9,6 @@ import keras
 from keras import ops
 
 from official.attention import MultiHeadAttention
-from official.attention import attention
 from official.registry import register_layer
 
 # variant -> (kernel, uses segment_length)
@@ -59,19 +58,14 @@ class CombinerAttention(MultiHeadAttention):
     `summary_residual` when the kernel is Combiner-Axial with a "proj" row
     summary (official `axial_rowmajor`: the summary key is
     LayerNorm(x + W1 o + b1) W2 + b2, x the attention input). Self-attention
-    only; otherwise identical to the parent (same weights and config)."""
+    only; otherwise identical to the parent (same weights, config and call)."""
 
     def _needs_residual(self):
         return self.kernel == "combiner_axial" and "proj" in \
             self.kernel_options.get("row_summary", "wsum")
 
-    def call(self, query, causal=False):
-        q = self._project(self.query_dense, query, self.num_heads)
-        k, v = self.project_kv(query, query)
-        extra = {"summary_residual": query} if self._needs_residual() else {}
-        out = attention(q, k, v, kernel=self.kernel, causal=causal,
-                        **self.kernel_options, **self.kernel_params, **extra)
-        return self._output(out)
+    def kernel_call_inputs(self, query):
+        return {"summary_residual": query} if self._needs_residual() else {}
 
 
 @register_layer()

@@ -98,6 +98,10 @@ class MultiHeadAttention(keras.layers.Layer):
         y = dense(ops.reshape(x, (-1, shape[-1])))
         return ops.reshape(y, (shape[0], shape[1], heads, self.key_dim))
 
+    def kernel_call_inputs(self, query):
+        """Per-call tensors a subclass passes to its kernel (default none)."""
+        return {}
+
     def _output(self, heads_out):
         """(B, T, H, key_dim) kernel output -> (B, T, D_out), 2-D matmul."""
         shape = ops.shape(heads_out)
@@ -152,6 +156,7 @@ class MultiHeadAttention(keras.layers.Layer):
         out = attention(
             q, k, v, kernel=self.kernel, causal=causal, mask=attention_mask,
             **self.kernel_options, **self.kernel_params,
+            **self.kernel_call_inputs(query),
         )
         out = self._output(out)
         if cache is not None:
