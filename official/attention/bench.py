@@ -1,23 +1,36 @@
 r"""Time and memory of attention kernels, one fresh subprocess per point.
 
-    python -m official.attention.bench --lengths 1024 4096 \
-        --kernels dense chunked split_k --out runs/attention_bench
+    python -m official.attention.bench --lengths 1024 4096 16384 65536 \
+        --kernels all --decode-context 2048 8192 32768 --budget 60 \
+        --out runs/attention_bench
 
 For each (kernel, length) a new Python process builds q, k, v of shape
 (B, L, H, D) (default B=1, H=4, D=64, float32, self-attention), compiles the
 kernel with `tf.function(jit_compile=True)`, runs `--warmup` calls, then times
-`--reps` calls (median reported). Memory is read from /proc/self/status: the
+`--reps` calls (median reported; `--budget S` cuts warm-up and timed calls of
+long points to what fits in S seconds, at least one each). `--kernels all`
+runs every registered kernel. Options a kernel needs come from
+`--options` JSON, else `default_options` (`axial`: a near-square grid), and
+kernels that own weights in `MultiHeadAttention` (`lowrank`, `performer`,
+`linear_relu`, `ecoformer`, `lsh`) get them from their `params` builder,
+as the layer does. Points that cannot run are reported, not timed
+(`skip_reason`): `dense` / `split_k` where the (B, H, T, S) scores would not
+fit in memory, and causal runs of the non-causal `lowrank`.
+
+Memory is read from /proc/self/status: the
 peak-RSS counter (VmHWM) is reset (`/proc/self/clear_refs` <- 5) once the
 inputs exist, so "peak_mb" = peak RSS during compile + runs minus the RSS with
 the inputs built, and "run_peak_mb" = the same for the timed runs alone (reset
 again after warm-up). Where the reset is refused, ru_maxrss before/after is
 used (it under-reports when the import peak is higher).
 
-The decode benchmark (`--decode-context N`, 0 to skip) measures tokens/s of
-generating one token against an N-token context: `split_k` (and
+The decode benchmark (`--decode-context N [N ...]`, 0 to skip) measures
+tokens/s of generating one token against an N-token context: `split_k` (and
 `--decode-kernels`) attend one query to the cached keys/values, whereas
 "recompute" runs the full causal forward over all N tokens per new token (no
-KV cache). It times the attention op only (no projections).
+KV cache). It times the attention op only (no projections). With several
+contexts, the log-log slope of time per token against the context is
+reported.
 
 If PyTorch is importable, `torch.nn.functional.scaled_dot_product_attention`
 is timed on the same shapes ("torch_sdpa") and ratios are printed.
@@ -78,12 +91,24 @@ class _PeakRSS:
         return (peak - self.base_kb) / 1024.0
 
 
-def _time_calls(fn, warmup, reps, rss):
+def _time_calls(fn, warmup, reps, rss, budget_s=None):
+    """Compile call, `warmup` more calls, then `reps` timed calls (median).
+
+    With `budget_s`, long points shrink: warm-up calls stop once the
+    compile call plus warm-up exceed the budget, and the timed calls are
+    cut to what fits in it (at least one of each)."""
     t0 = time.perf_counter()
     fn()
     compile_s = time.perf_counter() - t0
-    for _ in range(max(warmup - 1, 0)):
+    call_s = compile_s
+    for i in range(max(warmup - 1, 0)):
+        if budget_s and i and time.perf_counter() - t0 > budget_s:
+            break
+        t1 = time.perf_counter()
         fn()
+        call_s = time.perf_counter() - t1
+    if budget_s:
+        reps = max(1, min(reps, int(budget_s / max(call_s, 1e-9))))
     peak_mb = rss.peak_mb()
     rss.start()
     times = []
@@ -96,9 +121,35 @@ def _time_calls(fn, warmup, reps, rss):
         compile_s=compile_s,
         time_ms=1e3 * times[len(times) // 2],
         time_min_ms=1e3 * times[0],
+        reps_run=reps,
         peak_mb=peak_mb,
         run_peak_mb=rss.peak_mb(),
     )
+
+
+def default_options(kernel, length):
+    """Options a kernel needs that depend on the length (bench defaults):
+    `axial` gets a near-square grid (-1, 2**ceil(log2(L)/2))."""
+    if kernel == "axial":
+        side = 2 ** math.ceil(math.log2(max(length, 1)) / 2)
+        return {"spatial_shape": [-1, side]}
+    return {}
+
+
+def kernel_weights(kernel, batch, length, heads, dim, options):
+    """Weights a kernel owns in `MultiHeadAttention` (Linformer's E/F,
+    Performer's features, EcoFormer's hash functions, ...), created the way
+    the layer creates them, on a bare Keras layer."""
+    import keras
+
+    from official.attention.interface import get_kernel_params
+
+    build = get_kernel_params(kernel)
+    if build is None:
+        return {}
+    holder = keras.layers.Layer(name=f"{kernel}_bench_weights")
+    shape = (batch, length, heads * dim)
+    return dict(build(holder, shape, shape, heads, heads, dim, dict(options)))
 
 
 def _worker_tf(cfg):
@@ -114,8 +165,9 @@ def _worker_tf(cfg):
     q = tf.constant(rng.standard_normal((b, t, h, d)), tf.float32)
     kv = tf.constant(rng.standard_normal((b, length, h, d)), tf.float32)
     causal = cfg["causal"] or mode in ("decode", "recompute")
-    opts = cfg.get("options", {})
     kernel = cfg["kernel"]
+    opts = dict(default_options(kernel, length), **cfg.get("options", {}))
+    opts.update(kernel_weights(kernel, b, length, h, d, opts))
 
     @tf.function(jit_compile=True)
     def step(q, k, v):
@@ -124,7 +176,11 @@ def _worker_tf(cfg):
     rss = _PeakRSS()
     rss.start()
     return _time_calls(
-        lambda: step(q, kv, kv).numpy(), cfg["warmup"], cfg["reps"], rss
+        lambda: step(q, kv, kv).numpy(),
+        cfg["warmup"],
+        cfg["reps"],
+        rss,
+        cfg.get("budget_s"),
     )
 
 
@@ -145,7 +201,9 @@ def _worker_torch(cfg):
 
     rss = _PeakRSS()
     rss.start()
-    return _time_calls(run, cfg["warmup"], cfg["reps"], rss)
+    return _time_calls(
+        run, cfg["warmup"], cfg["reps"], rss, cfg.get("budget_s")
+    )
 
 
 def _worker(cfg):
@@ -193,14 +251,61 @@ def _collect(cfg, proc, deadline):
     return dict(cfg, status=f"failed (rc={proc.returncode}): {tail}")
 
 
+# Kernels that materialise the (B, H, T, S) scores (split_k: all pieces at
+# once); "recompute" decoding runs the recompute kernel over the whole context.
+QUADRATIC_KERNELS = ("dense", "split_k")
+NON_CAUSAL_KERNELS = ("lowrank",)  # Linformer mixes future positions
+
+
+def _available_bytes():
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def skip_reason(cfg, available=None):
+    """Why a point is not run (None = run it): a quadratic kernel whose
+    float32 scores, twice over (scores + probabilities), would not fit in
+    80 % of the available memory; a causal run of a non-causal kernel."""
+    kernel, mode = cfg["kernel"], cfg["mode"]
+    causal = cfg["causal"] or mode in ("decode", "recompute")
+    if causal and kernel in NON_CAUSAL_KERNELS:
+        return "n/a (non-causal kernel)"
+    t = 1 if mode == "decode" else cfg["length"]
+    if kernel in QUADRATIC_KERNELS:
+        need = 2 * 4 * cfg["batch"] * cfg["heads"] * t * cfg["length"]
+        available = _available_bytes() if available is None else available
+        if available is not None and need > 0.8 * available:
+            return (
+                f"skipped: scores need {need / 2**30:.0f} GiB, "
+                f"{available / 2**30:.0f} GiB available"
+            )
+    return None
+
+
 def run_points(cfgs, jobs=1, timeout=900, log=print):
     """Runs each config in a fresh subprocess (`jobs` at a time; keep 1 for
-    timings you report)."""
+    timings you report). Points with a `skip_reason` are not run."""
     results, pending, queue = [None] * len(cfgs), [], list(enumerate(cfgs))
     while queue or pending:
         while queue and len(pending) < jobs:
             i, cfg = queue.pop(0)
+            reason = skip_reason(cfg)
+            if reason:
+                results[i] = dict(cfg, status=reason)
+                log(
+                    f"  {cfg['mode']:<9} {cfg['kernel']:<10} "
+                    f"L={cfg['length']:<6} {reason}"
+                )
+                continue
             pending.append((i, cfg) + _launch(cfg, timeout))
+        if not pending:
+            continue
         i, cfg, proc, deadline = pending.pop(0)
         results[i] = _collect(cfg, proc, deadline)
         r = results[i]
@@ -249,6 +354,22 @@ def slopes(results):
             memory=loglog_slope(
                 ls, [r["run_peak_mb"] for r in ok], floor=MIN_MEMORY_MB
             ),
+        )
+    return out
+
+
+def decode_slopes(decode):
+    """{(mode, kernel): log-log slope of ms/token vs context} (None with
+    fewer than two contexts)."""
+    out = {}
+    for key in dict.fromkeys((r["mode"], r["kernel"]) for r in decode):
+        ok = [
+            r
+            for r in decode
+            if (r["mode"], r["kernel"]) == key and r["status"] == "ok"
+        ]
+        out[key] = loglog_slope(
+            [r["length"] for r in ok], [r["time_ms"] for r in ok]
         )
     return out
 
@@ -312,32 +433,38 @@ def markdown(results, decode, slope, header):
             "tokens / s | speed-up vs recompute |",
             "|---|---:|---:|---:|---:|",
         ]
-        base = next(
-            (
-                r
-                for r in decode
-                if r["mode"] == "recompute" and r["status"] == "ok"
-            ),
-            None,
-        )
+        base = {
+            r["length"]: r
+            for r in decode
+            if r["mode"] == "recompute" and r["status"] == "ok"
+        }
         for r in decode:
-            if r["status"] != "ok":
-                lines.append(
-                    f"| {r['mode']} {r['kernel']} | {r['length']} | "
-                    f"{r['status']} | | |"
-                )
-                continue
-            tps = 1e3 / r["time_ms"]
-            up = base["time_ms"] / r["time_ms"] if base else None
             name = (
                 "recompute full causal forward"
                 if r["mode"] == "recompute"
                 else "1-query decode"
             ) + f" ({r['kernel']})"
+            if r["status"] != "ok":
+                lines.append(
+                    f"| {name} | {r['length']} | {r['status']} | | |"
+                )
+                continue
+            tps = 1e3 / r["time_ms"]
+            ref = base.get(r["length"])
+            up = ref["time_ms"] / r["time_ms"] if ref else None
             lines.append(
                 f"| {name} | {r['length']} | {r['time_ms']:.3f} | "
                 f"{tps:.1f} | {_fmt(up, '.1f')} |"
             )
+        dslope = decode_slopes(decode)
+        if any(v is not None for v in dslope.values()):
+            lines += [
+                "",
+                "| decode method | log-log slope of time / token vs context |",
+                "|---|---:|",
+            ]
+            for (mode, kernel), v in dslope.items():
+                lines.append(f"| {mode} ({kernel}) | {_fmt(v, '.2f')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -386,7 +513,10 @@ def main(argv=None):
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096])
     p.add_argument(
-        "--kernels", nargs="+", default=["dense", "chunked", "split_k"]
+        "--kernels",
+        nargs="+",
+        default=["dense", "chunked", "split_k"],
+        help="kernel names, or 'all' (every registered kernel)",
     )
     p.add_argument("--batch", type=int, default=1)
     p.add_argument("--heads", type=int, default=4)
@@ -394,6 +524,13 @@ def main(argv=None):
     p.add_argument("--causal", action="store_true")
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=None,
+        help="seconds per point: long points run fewer warm-up / timed "
+        "calls (at least one each)",
+    )
     p.add_argument(
         "--options",
         default="{}",
@@ -403,8 +540,9 @@ def main(argv=None):
     p.add_argument(
         "--decode-context",
         type=int,
-        default=2048,
-        help="context of the decode benchmark; 0 skips it",
+        nargs="+",
+        default=[2048],
+        help="context length(s) of the decode benchmark; 0 skips it",
     )
     p.add_argument("--decode-kernels", nargs="+", default=["split_k", "dense"])
     p.add_argument("--recompute-kernel", default="dense")
@@ -424,6 +562,12 @@ def main(argv=None):
 
     kernel_opts = json.loads(args.options)
     kernels = list(args.kernels)
+    if "all" in kernels:
+        from official.attention import list_kernels
+
+        kernels = [k for k in kernels if k != "all"] + [
+            k for k in list_kernels() if k not in kernels
+        ]
     has_torch = importlib.util.find_spec("torch") is not None
     if has_torch and not args.no_torch and "torch_sdpa" not in kernels:
         kernels.append("torch_sdpa")
@@ -436,6 +580,7 @@ def main(argv=None):
         causal=args.causal,
         reps=args.reps,
         warmup=args.warmup,
+        budget_s=args.budget,
     )
     cfgs = [
         dict(
@@ -454,28 +599,30 @@ def main(argv=None):
     )
     results = run_points(cfgs, args.jobs, args.timeout)
     decode = []
-    if args.decode_context:
-        n = args.decode_context
-        dcfgs = [
-            dict(
-                common,
-                kernel=k,
-                length=n,
-                mode="decode",
-                options=kernel_opts.get(k, {}),
+    contexts = [n for n in args.decode_context if n > 0]
+    if contexts:
+        dcfgs = []
+        for n in contexts:
+            dcfgs += [
+                dict(
+                    common,
+                    kernel=k,
+                    length=n,
+                    mode="decode",
+                    options=kernel_opts.get(k, {}),
+                )
+                for k in args.decode_kernels
+            ]
+            dcfgs.append(
+                dict(
+                    common,
+                    kernel=args.recompute_kernel,
+                    length=n,
+                    mode="recompute",
+                    options=kernel_opts.get(args.recompute_kernel, {}),
+                )
             )
-            for k in args.decode_kernels
-        ]
-        dcfgs.append(
-            dict(
-                common,
-                kernel=args.recompute_kernel,
-                length=n,
-                mode="recompute",
-                options=kernel_opts.get(args.recompute_kernel, {}),
-            )
-        )
-        print(f"decode: context {n}")
+        print(f"decode: contexts {contexts}")
         decode = run_points(dcfgs, args.jobs, args.timeout)
 
     os.makedirs(args.out, exist_ok=True)

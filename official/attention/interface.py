@@ -6,9 +6,10 @@ from keras import ops
 
 _KERNELS = {}
 _KERNEL_PARAMS = {}
+_SHARED_QK = set()
 
 
-def register_kernel(name, params=None):
+def register_kernel(name, params=None, shared_qk=False):
     """Registers `fn(query, key, value, causal, mask, **options)`.
 
     Kernels with weights of their own (Linformer's projections, SLAB's
@@ -23,6 +24,11 @@ def register_kernel(name, params=None):
     layer); the dict is passed to the kernel as extra keyword options on
     every call. `options` are the layer's `kernel_options`. Functional use
     of `attention()` passes the same tensors as options explicitly.
+
+    `shared_qk=True` declares that the kernel derives its keys from the
+    queries and ignores the contents of `key` (Reformer's shared-QK, Kitaev
+    et al. 2020 Sec. 3): `MultiHeadAttention` then builds no key projection
+    (`kernel_shares_qk`).
     """
 
     def decorator(fn):
@@ -31,6 +37,8 @@ def register_kernel(name, params=None):
         _KERNELS[name] = fn
         if params is not None:
             _KERNEL_PARAMS[name] = params
+        if shared_qk:
+            _SHARED_QK.add(name)
         return fn
 
     return decorator
@@ -40,6 +48,13 @@ def get_kernel_params(name):
     """The kernel's weight-building function, or None (see register_kernel)."""
     get_kernel(name)
     return _KERNEL_PARAMS.get(name)
+
+
+def kernel_shares_qk(name):
+    """Whether the kernel computes keys from the queries (see
+    register_kernel(shared_qk=...)), so a layer needs no key projection."""
+    get_kernel(name)
+    return name in _SHARED_QK
 
 
 def list_kernels():

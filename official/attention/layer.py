@@ -6,6 +6,7 @@ from keras import ops
 from official.attention.interface import attention
 from official.attention.interface import get_kernel
 from official.attention.interface import get_kernel_params
+from official.attention.interface import kernel_shares_qk
 from official.registry import register_layer
 
 
@@ -20,6 +21,13 @@ class MultiHeadAttention(keras.layers.Layer):
     initializer instance (a shared unseeded Keras initializer repeats its
     values). Parameter count equals a fused qkv Linear(D, 3D) + Linear(D, D):
     3·D·D (+3·D bias if `qkv_bias`) + D·D + D.
+
+    Shared-QK kernels (`register_kernel(..., shared_qk=True)`, e.g. `lsh`:
+    Reformer, Kitaev et al. 2020 Sec. 3 "Shared-QK Transformer") derive the
+    keys from the queries, so the layer has no key projection:
+    `key_dense` is None, the parameter count is 2·D·D (+2·D bias) + D·D + D,
+    the `key` input only has to match the query length (its values are not
+    used) and `cache=` is not supported.
 
     Args:
         num_heads: int. Query heads.
@@ -114,7 +122,11 @@ class MultiHeadAttention(keras.layers.Layer):
         value_shape = value_shape or key_shape
         out_dim = self.output_dim or query_shape[-1]
         self.query_dense = self._proj(self.num_heads, self.qkv_bias, "query")
-        self.key_dense = self._proj(self.num_kv_heads, self.qkv_bias, "key")
+        # Shared-QK kernels compute keys from the queries: no key projection.
+        self.key_dense = None
+        if not kernel_shares_qk(self.kernel):
+            self.key_dense = self._proj(self.num_kv_heads, self.qkv_bias,
+                                        "key")
         self.value_dense = self._proj(self.num_kv_heads, self.qkv_bias, "value")
         self.output_dense = keras.layers.EinsumDense(
             "ne,ed->nd",
@@ -125,7 +137,8 @@ class MultiHeadAttention(keras.layers.Layer):
             name="attention_output",
         )
         self.query_dense.build((None, query_shape[-1]))
-        self.key_dense.build((None, key_shape[-1]))
+        if self.key_dense is not None:
+            self.key_dense.build((None, key_shape[-1]))
         self.value_dense.build((None, value_shape[-1]))
         self.output_dense.build((None, self.num_heads * self.key_dim))
         # Weights owned by the kernel itself (see register_kernel(params=)).
@@ -139,6 +152,10 @@ class MultiHeadAttention(keras.layers.Layer):
 
     def project_kv(self, key, value):
         """Projected (B, S, H_kv, D_head) keys and values."""
+        if self.key_dense is None:
+            raise ValueError(
+                f"MultiHeadAttention: kernel '{self.kernel}' shares the query "
+                "and key projections; its keys are the projected queries.")
         return (self._project(self.key_dense, key, self.num_kv_heads),
                 self._project(self.value_dense, value, self.num_kv_heads))
 
@@ -149,7 +166,10 @@ class MultiHeadAttention(keras.layers.Layer):
         key = query if key is None else key
         value = key if value is None else value
         q = self._project(self.query_dense, query, self.num_heads)
-        k, v = self.project_kv(key, value)
+        if self.key_dense is None:
+            k, v = self._shared_qk_kv(q, query, key, value, cache)
+        else:
+            k, v = self.project_kv(key, value)
         if cache is not None:
             k = ops.concatenate([cache[0], k], axis=1)
             v = ops.concatenate([cache[1], v], axis=1)
@@ -162,6 +182,23 @@ class MultiHeadAttention(keras.layers.Layer):
         if cache is not None:
             return out, (k, v)
         return out
+
+    def _shared_qk_kv(self, q, query, key, value, cache):
+        """Shared-QK kernels: the keys passed on are the projected queries
+        (the kernel derives its keys from them; only S = T matters)."""
+        if cache is not None:
+            raise ValueError(
+                f"MultiHeadAttention: kernel '{self.kernel}' shares Q and K "
+                "and attends over the whole sequence at once; `cache=` "
+                "(incremental decoding) is not supported.")
+        t, s = query.shape[1], key.shape[1]
+        if t is not None and s is not None and t != s:
+            raise ValueError(
+                f"MultiHeadAttention: kernel '{self.kernel}' shares Q and K "
+                f"(self-attention); the key length {s} must equal the query "
+                f"length {t}.")
+        v = self._project(self.value_dense, value, self.num_kv_heads)
+        return q[:, :, :self.num_kv_heads], v
 
     def compute_output_shape(self, query_shape, key_shape=None,
                              value_shape=None):

@@ -25,18 +25,55 @@ def test_loglog_slope():
     assert bench.loglog_slope(xs, [1.0, 9.0, 20.0], floor=8.0) is not None
 
 
-@pytest.mark.large  # ~25 s on an idle 2-core machine, ~2 min when shared
+def test_skip_reason():
+    cfg = dict(kernel="dense", mode="forward", causal=False, batch=1, heads=4)
+    gib = 2**30
+    # (1, 4, 64k, 64k) float32 scores twice = 128 GiB: skipped.
+    assert "skipped" in bench.skip_reason(dict(cfg, length=65536), 23 * gib)
+    assert bench.skip_reason(dict(cfg, length=4096), 23 * gib) is None
+    # A 1-query decode step is linear in the context.
+    assert (
+        bench.skip_reason(dict(cfg, length=65536, mode="decode"), 23 * gib)
+        is None
+    )
+    assert bench.skip_reason(dict(cfg, length=65536, kernel="chunked"), 1) is None
+    assert "non-causal" in bench.skip_reason(
+        dict(cfg, length=64, kernel="lowrank", causal=True), 23 * gib
+    )
+
+
+def test_default_options_and_weights():
+    assert bench.default_options("axial", 4096) == {"spatial_shape": [-1, 64]}
+    assert bench.default_options("axial", 2048) == {"spatial_shape": [-1, 64]}
+    assert bench.default_options("dense", 4096) == {}
+    w = bench.kernel_weights("lowrank", 1, 128, 2, 8, {"k": 16})
+    assert w and all(v.shape[-2:] == (16, 128) for v in w.values())
+    assert bench.kernel_weights("dense", 1, 128, 2, 8, {}) == {}
+
+
+def test_decode_slopes():
+    rows = [
+        dict(mode="decode", kernel="split_k", length=n, status="ok", time_ms=n)
+        for n in (256, 1024, 4096)
+    ]
+    slope = bench.decode_slopes(rows)[("decode", "split_k")]
+    assert abs(slope - 1.0) < 1e-9
+
+
+@pytest.mark.large  # all kernels, ~2-4 min on 2 cores (fresh process each)
 def test_bench_cli_end_to_end(tmp_path):
+    from official.attention import list_kernels
+
     out = tmp_path / "bench"
     cmd = [
         sys.executable,
         "-m",
         "official.attention.bench",
         "--lengths",
-        "32",
         "64",
+        "256",
         "--kernels",
-        "dense",
+        "all",
         "--heads",
         "2",
         "--dim",
@@ -47,29 +84,35 @@ def test_bench_cli_end_to_end(tmp_path):
         "1",
         "--decode-context",
         "64",
+        "256",
         "--decode-kernels",
         "split_k",
         "--no-torch",
         "--jobs",
-        "4",
+        "2",
         "--out",
         str(out),
     ]
     proc = subprocess.run(
-        cmd, cwd=REPO, capture_output=True, text=True, timeout=600
+        cmd, cwd=REPO, capture_output=True, text=True, timeout=1200
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     rows = list(csv.DictReader(open(out / "results.csv")))
-    assert [(r["kernel"], r["length"], r["status"]) for r in rows] == [
-        ("dense", "32", "ok"),
-        ("dense", "64", "ok"),
-    ]
+    expected = [(k, n) for k in list_kernels() for n in ("64", "256")]
+    assert [(r["kernel"], r["length"]) for r in rows] == expected
+    failed = [(r["kernel"], r["length"], r["status"]) for r in rows
+              if r["status"] != "ok"]
+    assert not failed, failed
     assert all(float(r["time_ms"]) > 0 for r in rows)
     decode = list(csv.DictReader(open(out / "decode.csv")))
-    assert [(r["mode"], r["kernel"], r["status"]) for r in decode] == [
-        ("decode", "split_k", "ok"),
-        ("recompute", "dense", "ok"),
+    assert [(r["mode"], r["kernel"], r["length"], r["status"])
+            for r in decode] == [
+        ("decode", "split_k", "64", "ok"),
+        ("recompute", "dense", "64", "ok"),
+        ("decode", "split_k", "256", "ok"),
+        ("recompute", "dense", "256", "ok"),
     ]
     text = (out / "results.md").read_text()
     assert "log-log slope time" in text and "speed-up vs recompute" in text
+    assert "slope of time / token vs context" in text
     assert (out / "bench.png").stat().st_size > 1000

@@ -214,6 +214,23 @@ def test_matches_loop_reference(name):
     assert np.abs(run(q, v, causal, mask, **opts) - want).max() < TOL
 
 
+@pytest.mark.parametrize("chunks_per_step", [1, 3])
+@pytest.mark.parametrize(
+    "name", ["causal_strict_3_rounds_pad", "ragged_chunks_pad"]
+)
+def test_several_loop_steps_match_loop_reference(
+    monkeypatch, name, chunks_per_step
+):
+    """The chunk loop takes ROWS_PER_STEP // C chunks per step (the default
+    runs these short inputs in one step): 1 or 3 chunks per step, the last
+    step padded with a dummy chunk (nc = 5 and 8)."""
+    q, v, causal, mask, opts, want = case(name)
+    monkeypatch.setattr(
+        lsh, "ROWS_PER_STEP", chunks_per_step * opts["chunk_size"]
+    )
+    assert np.abs(run(q, v, causal, mask, **opts) - want).max() < TOL
+
+
 def test_xla_matches_loop_reference():
     q, v, causal, mask, opts, want = case("causal_strict_3_rounds_pad")
     assert np.abs(run(q, v, causal, mask, jit=True, **opts) - want).max() < (
@@ -264,6 +281,17 @@ def test_identical_rounds_equal_one_round():
     assert np.abs(one - three).max() < 1e-5
 
 
+def test_inverse_permutation_undoes_the_sort():
+    """Sort/unsort round trip is the identity (spec check 8.3.2)."""
+    rng = np.random.default_rng(0)
+    perm = np.argsort(rng.random((2, 3, 2, 50)), axis=-1).astype("int32")
+    undo = np.asarray(lsh.inverse_permutation(ops.convert_to_tensor(perm)))
+    assert np.array_equal(undo, np.argsort(perm, axis=-1))
+    x = rng.random((2, 3, 2, 50))
+    sorted_x = np.take_along_axis(x, perm, -1)
+    assert np.array_equal(np.take_along_axis(sorted_x, undo, -1), x)
+
+
 # --- hashing -----------------------------------------------------------------
 
 
@@ -312,6 +340,7 @@ def test_collision_probability_falls_with_angle():
         (dict(chunk_size=0), "chunk_size"),
         (dict(rotations=np.zeros((D, 1, 2), "float32")), "rotations"),
         (dict(causal=True, attend_across_buckets=True), "strict_causal"),
+        (dict(num_buckets=2**28), "overflow"),
     ],
 )
 def test_bad_options_raise(kwargs, match):
