@@ -20,8 +20,9 @@ computes y = (q_x @ q_W) / (s_x * s_W) exactly as Keras' dynamic path does
 (Keras' scales are multiplicative: s = 127 / amax, x ~ q / s).
 
 The quantizer is registered (package `garden`) and stored in the layer's
-`quantization_config`, so a quantized functional model keeps its static
-ranges through `.keras` save/load.
+`quantization_config`, so a quantized functional or garden model keeps its
+static ranges through `.keras` save/load (`GardenModel` imports this module
+before it deserializes a quantization record).
 """
 
 import keras

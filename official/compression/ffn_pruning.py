@@ -16,7 +16,9 @@ from keras import ops
 from official.compression.layer_keys import index_layers
 from official.compression.layer_keys import layer_key
 from official.compression.layer_keys import resolve
+from official.compression.surgery import record_edit
 from official.compression.surgery import replace_sublayer
+from official.compression.surgery import replayable_edit
 from official.compression.surgery import reset_compiled_functions
 from official.compression.surgery import resized_copy
 from official.layers.mlp import MLP
@@ -58,17 +60,22 @@ def mask_neurons(model, keep):
         fc2.kernel.assign(w * mask)
 
 
+@replayable_edit("prune_neurons")
 def prune_neurons(model, keep):
     """Physically removes the hidden units not in `keep` (in place).
+
+    On a `GardenModel` the edit is recorded, so its `.keras` file reloads
+    sliced (`official.compression.surgery`).
 
     Returns:
         dict key -> {"hidden": (before, after), "params_removed": int}.
     """
     mlps = index_layers(model, mlp_layers(model))
-    summary = {}
+    summary, done = {}, {}
     for path, units in keep.items():
         mlp = resolve(model, mlps, path)
         units = sorted(int(j) for j in units)
+        done[layer_key(model, mlp)] = units
         if not units:
             raise ValueError(f"prune_neurons: keep at least one unit in "
                              f"'{path}'.")
@@ -90,4 +97,5 @@ def prune_neurons(model, keep):
             "hidden": (hidden, len(units)),
             "params_removed": (hidden - len(units)) * (d_in + 1 + d_out)}
     reset_compiled_functions(model)
+    record_edit(model, "garden>prune_neurons", keep=done)
     return summary

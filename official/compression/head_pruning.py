@@ -38,7 +38,9 @@ from official.compression.gradients import value_and_gradients
 from official.compression.layer_keys import index_layers
 from official.compression.layer_keys import layer_key
 from official.compression.layer_keys import resolve
+from official.compression.surgery import record_edit
 from official.compression.surgery import replace_sublayer
+from official.compression.surgery import replayable_edit
 from official.compression.surgery import reset_compiled_functions
 from official.compression.surgery import resized_copy
 
@@ -192,13 +194,15 @@ def predicted_parameter_reduction(layer, heads):
     d = layer.key_dim
     bias = d if layer.qkv_bias else 0
     d_q = layer.query_dense.kernel.shape[0]
-    d_kv = layer.key_dense.kernel.shape[0]
     d_v = layer.value_dense.kernel.shape[0]
     d_out = layer.output_dense.kernel.shape[1]
     removed_q = layer.num_heads - len(heads)
     removed_kv = layer.num_kv_heads - len(groups)
-    return (removed_q * (d_q * d + bias + d * d_out)
-            + removed_kv * (d_kv * d + bias + d_v * d + bias))
+    removed = removed_q * (d_q * d + bias + d * d_out)
+    removed += removed_kv * (d_v * d + bias)
+    if layer.key_dense is not None:  # None: shared-QK kernels (`lsh`)
+        removed += removed_kv * (layer.key_dense.kernel.shape[0] * d + bias)
+    return removed
 
 
 def _slice_projection(dense, heads, key_dim):
@@ -226,20 +230,23 @@ def _slice_output(dense, heads, key_dim):
     return resized_copy(dense, (None, kernel.shape[0]), weights)
 
 
+@replayable_edit("prune_heads")
 def prune_heads(model, keep):
     """Physically removes the heads not in `keep` (key -> kept heads).
 
-    Modifies the model in place (see `official.compression.surgery` for
-    what that means for saving); recompile before training further.
+    Modifies the model in place; recompile before training further. On a
+    `GardenModel` the edit is recorded, so its `.keras` file reloads
+    sliced (`official.compression.surgery`).
 
     Returns:
         dict key -> {"heads": (before, after), "params_removed": int}.
     """
     layers = index_layers(model, attention_layers(model))
-    summary = {}
+    summary, done = {}, {}
     for path, heads in keep.items():
         layer = resolve(model, layers, path)
         heads = sorted(int(h) for h in heads)
+        done[layer_key(model, layer)] = heads
         if not heads:
             raise ValueError(f"prune_heads: keep at least one head in "
                              f"'{path}'.")
@@ -253,10 +260,11 @@ def prune_heads(model, keep):
         d = layer.key_dim
         new = {
             "query_dense": _slice_projection(layer.query_dense, heads, d),
-            "key_dense": _slice_projection(layer.key_dense, groups, d),
             "value_dense": _slice_projection(layer.value_dense, groups, d),
             "output_dense": _slice_output(layer.output_dense, heads, d),
         }
+        if layer.key_dense is not None:  # None: shared-QK kernels (`lsh`)
+            new["key_dense"] = _slice_projection(layer.key_dense, groups, d)
         for attribute, sub in new.items():
             replace_sublayer(layer, attribute, sub)
         layer.num_heads = len(heads)
@@ -264,4 +272,5 @@ def prune_heads(model, keep):
         summary[layer_key(model, layer)] = {"heads": (before, len(heads)),
                          "params_removed": removed}
     reset_compiled_functions(model)
+    record_edit(model, "garden>prune_heads", keep=done)
     return summary

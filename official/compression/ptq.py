@@ -16,10 +16,14 @@ The garden's attention projections are plain `EinsumDense` layers and its
 MLPs plain `Dense`, so they are covered automatically.
 
 Saving: a quantized *functional* model reloads from `.keras` (its layer
-configs carry the `int8_from_float32` dtype policy). A subclassed garden
-model rebuilds float layers from its constructor arguments, so loading its
-quantized `.keras` file fails; rebuild the model, call `quantize` with the
-same mode, then `load_weights` (`reload_quantized`).
+configs carry the `int8_from_float32` dtype policy). A garden model
+(`GardenModel`) rebuilds float layers from its constructor arguments, so it
+records each quantized layer's mode, dtype policy and `quantization_config`
+in its build config and re-quantizes exactly those layers before the
+weights load (official/models/garden_model.py): its `.keras` file reloads
+too. Other subclassed Keras models do not; for them, rebuild the model,
+call `quantize` with the same mode, then `load_weights`
+(`reload_quantized`).
 """
 
 import dataclasses
@@ -129,12 +133,20 @@ def quantize_model(model, mode="int8", filters=None, config=None):
     leaf_vars = {id(v) for layer in leaves for v in layer.weights}
     other = sum(variable_bytes(v) for v in model.weights
                 if id(v) not in leaf_vars)
+    def selected(layer):
+        # Keras' `quantize` raises on any unbuilt leaf, even one without
+        # weights: a DropPath / Dropout is never built by `load_model`'s
+        # symbolic build, so a freshly loaded model would not quantize.
+        if not layer.built and not layer.weights:
+            return False
+        return filters is None or _matches(layer, filters)
+
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         if config is not None:
-            model.quantize(config=config, filters=filters)
+            model.quantize(config=config, filters=selected)
         else:
-            model.quantize(mode, filters=filters)
+            model.quantize(mode, filters=selected)
     messages = [str(w.message) for w in caught
                 if "quantize" in str(w.message)]
     rows = []
@@ -167,8 +179,9 @@ def reload_quantized(fresh_model, weights_path, mode="int8"):
     """Loads `model.save_weights(weights_path)` of a quantized model into a
     freshly built copy of the float model (quantized here with `mode`).
 
-    The workaround for subclassed models whose `.keras` file does not
-    reload quantized (see module docstring). Returns `fresh_model`.
+    The workaround for subclassed models that are not garden models, whose
+    `.keras` file does not reload quantized (see module docstring).
+    Returns `fresh_model`.
     """
     if not fresh_model.built:
         raise ValueError("reload_quantized: build or call the model first.")

@@ -8,10 +8,14 @@ sub-layer is replaced in the tracked-layer list and the attribute, so
 `weights`, `trainable_variables` and `save_weights` see only the new one.
 
 A sliced model's `get_config()` still describes the unpruned architecture
-(constructor arguments such as `num_heads` are per model, not per layer):
-it runs, trains and exports (SavedModel / LiteRT trace the live model), but
-its `.keras` file does not reload. Keep its weights with `save_weights` and
-re-apply the same pruning to a fresh model before `load_weights`.
+(constructor arguments such as `num_heads` are per model, not per layer).
+A garden model (`GardenModel`) therefore records each edit
+(`record_edit`): the registered name of the pruning function and its
+arguments, which its `.keras` build config stores and `load_model` replays
+on the freshly built model before the weights load. Other models (plain
+functional or subclassed Keras models) still do not reload from `.keras`
+after slicing: keep their weights with `save_weights` and re-apply the same
+pruning to a fresh model before `load_weights`.
 """
 
 import contextlib
@@ -56,3 +60,25 @@ def reset_compiled_functions(model):
     model.train_function = None
     model.test_function = None
     model.predict_function = None
+
+
+def replayable_edit(name):
+    """Registers `fn(model, **args)` as `garden>{name}`, marked as an edit
+    `GardenModel` may replay when it loads a `.keras` file (it refuses any
+    other registered object)."""
+    def decorate(fn):
+        fn.garden_structure_edit = True
+        return keras.saving.register_keras_serializable(
+            package="garden", name=name)(fn)
+    return decorate
+
+
+def record_edit(model, op, **args):
+    """Records a replayable edit on a `GardenModel` (no-op for others).
+
+    `op` is the registered name of a function `fn(model, **args)`; see
+    `GardenModel.record_structure_edit`.
+    """
+    record = getattr(model, "record_structure_edit", None)
+    if record is not None:
+        record(op, **args)

@@ -63,10 +63,13 @@ class TinyAttentionModel(keras.Model):
     """(B, T, D) features -> MHA -> MLP -> mean over T -> logits."""
 
     def __init__(self, dim=16, num_heads=4, num_kv_heads=None, hidden=32,
-                 num_classes=5, **kwargs):
+                 num_classes=5, kernel="dense", kernel_options=None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.attn = MultiHeadAttention(num_heads, dim // num_heads,
                                        num_kv_heads=num_kv_heads,
+                                       kernel=kernel,
+                                       kernel_options=kernel_options,
                                        name="attn")
         self.mlp = MLP(hidden, activation="gelu", name="mlp")
         self.norm = keras.layers.LayerNormalization(name="norm")

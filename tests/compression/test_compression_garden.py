@@ -38,17 +38,20 @@ def test_quantize_report_on_mae_classifier(mae, tmp_path):
     assert report.other_bytes == 4 * (64 + 17 * 64)  # cls token, positions
     y1 = ops.convert_to_numpy(model(x))
     assert np.mean(np.argmax(y1, -1) == np.argmax(y0, -1)) >= 0.75
-    # A quantized subclassed model's `.keras` does not reload (its
-    # constructor builds float layers); weights + `reload_quantized` do.
+    # Weights + `reload_quantized` (the workaround for non-garden models).
     path = os.path.join(tmp_path, "q.weights.h5")
     model.save_weights(path)
     fresh = garden.build("mae_classifier", preset="tiny")
     fresh(x)
     C.reload_quantized(fresh, path)
     np.testing.assert_array_equal(ops.convert_to_numpy(fresh(x)), y1)
+    # The quantized garden model's `.keras` reloads int8 (GardenModel's
+    # quantization record; fresh-process checks in
+    # test_compression_reload.py).
     model.save(os.path.join(tmp_path, "q.keras"))
-    with pytest.raises(ValueError, match="could not be loaded"):
-        keras.models.load_model(os.path.join(tmp_path, "q.keras"))
+    loaded = keras.models.load_model(os.path.join(tmp_path, "q.keras"))
+    np.testing.assert_array_equal(ops.convert_to_numpy(loaded(x)), y1)
+    assert len(loaded.quantization_record()) == 14
 
 
 def test_head_and_ffn_pruning_on_mae_classifier_export(mae, tmp_path):

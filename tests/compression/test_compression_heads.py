@@ -107,6 +107,29 @@ def test_gated_equals_sliced_and_params_drop_exactly(num_kv_heads, keep,
     assert sliced.attn.query_dense.kernel.path.endswith("attn/query/kernel")
 
 
+def test_shared_qk_kernel_has_no_key_projection_to_prune():
+    """`lsh` layers share the query projection as keys (no `key_dense`):
+    the predicted reduction drops the key term and the sliced model equals
+    the gated one (one bucket: the kernel owns no rotation weights)."""
+    opts = {"num_buckets": 1, "chunk_size": 6}
+    gated, x = tiny_attention_model(seed=1, kernel="lsh", kernel_options=opts)
+    sliced, _ = tiny_attention_model(seed=2, kernel="lsh",
+                                     kernel_options=opts)
+    sliced.set_weights(gated.get_weights())
+    assert sliced.attn.key_dense is None
+    path, keep = layer_key(gated, gated.attn), [1, 3]
+    with C.head_gates(gated, C.keep_to_gates(gated, {path: keep})):
+        want = ops.convert_to_numpy(gated(x))
+    before = sliced.count_params()
+    summary = C.prune_heads(sliced, {path: keep})
+    assert np.max(np.abs(ops.convert_to_numpy(sliced(x)) - want)) <= 1e-6
+    # q (D*d + d) and o (d*D) per query head, v (D*d + d) per KV head.
+    removed = 2 * (16 * 4 + 4 + 4 * 16) + 2 * (16 * 4 + 4)
+    assert before - sliced.count_params() == removed
+    assert summary[path]["params_removed"] == removed
+    assert sliced.attn.key_dense is None
+
+
 def test_gated_sliced_check_catches_a_wrong_head_layout(monkeypatch):
     """Broken variant: W_O rows read as (d, H) instead of (H, d)."""
 
