@@ -32,6 +32,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from attention_reference import dense_reference
+from keras import ops
 
 from official.attention import MultiHeadAttention
 from official.attention import attention
@@ -54,11 +55,21 @@ def _softmax_sum(terms):
     return (w / w.sum()) @ values
 
 
-def _span(q_i, qh, kh, vh, cells, extra=0.0):
-    """(logit, value) of span `cells` for query vector q_i (one head)."""
+def _pool(x, summary):
+    """`local_summary` over the span axis 0: activation, then pooling."""
+    act, pool = summary.split("-")
+    if act == "relu":
+        x = np.maximum(x, 0.0)
+    return {"max": x.max, "mean": x.mean, "sum": x.sum}[pool](axis=0)
+
+
+def _span(q_i, qh, kh, vh, cells, extra=0.0, summary="identity-max"):
+    """(logit, value) of span `cells` for query vector q_i (one head): the
+    key and the span query are pooled, the span's softmax uses the raw keys
+    (official `sqrt_fixed_full`)."""
     cells = list(cells)
-    key = kh[cells].max(axis=0)
-    span_q = qh[cells].max(axis=0)
+    key = _pool(kh[cells], summary)
+    span_q = _pool(qh[cells], summary)
     a = np.exp(kh[cells] @ span_q - (kh[cells] @ span_q).max())
     return (q_i @ key + extra, (a / a.sum()) @ vh[cells])
 
@@ -70,7 +81,7 @@ def _pad(x, length):
 
 
 def reference(name, q, k, v, causal, s=None, log_count=False,
-              row_summary="wsum"):
+              row_summary="wsum", summary="identity-max"):
     """Float64 Combiner attention, one query at a time.
 
     q, k, v: (B, L, H, D) with H query heads (k, v already repeated); q is
@@ -90,12 +101,13 @@ def reference(name, q, k, v, causal, s=None, log_count=False,
             qh, kh, vh = q[b, :, h], k[b, :, h], v[b, :, h]
             for i in range(full):
                 terms = _terms(name, i, qh, kh, vh, causal, s, log_count,
-                               row_summary)
+                               row_summary, summary)
                 out[b, i, h] = _softmax_sum(terms)
     return out[:, :length]
 
 
-def _terms(name, i, qh, kh, vh, causal, s, log_count, row_summary):
+def _terms(name, i, qh, kh, vh, causal, s, log_count, row_summary,
+           summary="identity-max"):
     full = qh.shape[0]
     qi = qh[i]
 
@@ -109,7 +121,8 @@ def _terms(name, i, qh, kh, vh, causal, s, log_count, row_summary):
         for m in range(n):
             if (m < seg) if causal else (m != seg):
                 terms.append(_span(qi, qh, kh, vh, range(m * s, (m + 1) * s),
-                                   math.log(s) if log_count else 0.0))
+                                   math.log(s) if log_count else 0.0,
+                                   summary))
         return terms
     if name == "combiner_logsparse":
         levels = int(math.ceil(math.log2(full))) if full > 1 else 0
@@ -122,8 +135,12 @@ def _terms(name, i, qh, kh, vh, causal, s, log_count, row_summary):
                 block = range((b + 1) << lev, min((b + 2) << lev, full))
             else:
                 continue
+            if lev == 0:  # one position: its own key and value (official)
+                terms.append(direct(block[0]))
+                continue
             terms.append(_span(qi, qh, kh, vh, block,
-                               math.log(len(block)) if log_count else 0.0))
+                               math.log(len(block)) if log_count else 0.0,
+                               summary))
         return terms
     rows = full // s
     r, c = divmod(i, s)
@@ -279,6 +296,69 @@ def test_detects_missing_spans(monkeypatch):
                         lambda n, causal: np.zeros((n, n), bool))
     out = run("combiner_fixed", q, k, v, True, segment_length=4)
     assert np.abs(out - ref).max() > 100 * TOL
+
+
+# Spans longer than combiner_common.FUSED_REDUCE (32) take the chunked
+# softmax-weighted sum, head dims above it the sliced dot product (40 = 32 +
+# 8): the XLA-on-CPU performance paths. Non-causal L = 160 pads to 256, so
+# the level-7 right block [128, 256) has partly and fully masked chunks;
+# s = 50 chunks by 25. (kernel, L, s, causal, options)
+LONG_CASES = [
+    ("combiner_logsparse", 160, None, True, {}),
+    ("combiner_logsparse", 160, None, False, {}),
+    ("combiner_fixed", 192, 96, True, {}),
+    ("combiner_fixed", 150, 50, False, {}),
+    ("combiner_logsparse", 21, None, False, {"local_summary": "relu-mean"}),
+    ("combiner_logsparse", 40, None, False, {"local_summary": "relu-sum"}),
+    ("combiner_logsparse", 24, None, True, {"local_summary": "relu-max"}),
+    ("combiner_fixed", 24, 4, False, {"local_summary": "relu-max"}),
+]
+
+
+def _long_case(case):
+    name, length, s, causal, options = case
+    q, k, v = qkv(length, 1, length, 1, 1, 40)
+    opts = dict(options)
+    if s is not None:
+        opts["segment_length"] = s
+    ref = reference(name, q, k, v, causal, s,
+                    summary=options.get("local_summary", "identity-max"))
+    return run(name, q, k, v, causal, **opts), ref
+
+
+@pytest.mark.parametrize("case", LONG_CASES, ids=lambda c: "-".join(
+    str(x) for x in c[:4]) + "".join(f"-{v}" for v in c[4].values()))
+def test_long_spans_wide_heads_and_summaries_equal_reference(case):
+    """Also pins the `local_summary` semantics: pooled (activated) span key
+    and span query, raw keys inside the span's softmax, for every length
+    (the summaries of partly-padded Logsparse blocks used activated keys
+    there before)."""
+    out, ref = _long_case(case)
+    np.testing.assert_allclose(out, ref, atol=TOL, rtol=0)
+
+
+def test_detects_chunks_merged_without_rescaling(monkeypatch):
+    """Mutation: adding the per-chunk partial sums of a long span without
+    the exp(m_c - M) rescaling (each chunk normalised to its own maximum)
+    is far from the reference."""
+    def unscaled(chunk_max, chunk_sum, chunk_val):
+        return ops.sum(chunk_val, axis=2) / ops.sum(chunk_sum, axis=2)[
+            ..., None]
+
+    monkeypatch.setattr(combiner_common, "merge_chunks", unscaled)
+    out, ref = _long_case(LONG_CASES[0])
+    assert np.abs(out - ref).max() > 100 * TOL
+
+
+def test_detects_own_block_instead_of_sibling(monkeypatch):
+    """Mutation: Logsparse queries using their own level-l block instead of
+    its dyadic sibling (left/right neighbour) differ from the reference."""
+    monkeypatch.setattr(combiner_logsparse, "sibling", lambda x: x)
+    for causal in (True, False):
+        q, k, v = qkv(3, 1, 24, 2, 2, 8)
+        ref = reference("combiner_logsparse", q, k, v, causal)
+        out = run("combiner_logsparse", q, k, v, causal)
+        assert np.abs(out - ref).max() > 100 * TOL
 
 
 # -------------------------------------------------------------- exactness

@@ -159,23 +159,87 @@ def pool_summary(x, axis, kind="identity-max"):
     return ops.sum(x, axis=axis)
 
 
+# XLA's CPU pipeline rewrites every reduction over an axis longer than this
+# into a reduce-window of this width followed by a second reduce (the
+# TreeReductionRewriter, for accuracy), and the reduce-window is not fused
+# with its elementwise producer: sum(q * k, axis=-1) over D = 64, or a
+# weighted sum over a 64-position span, writes the whole product to memory
+# and reads it back. Reductions over at most this many elements stay one
+# fused loop; `dot_last` and `span_values` keep every reduction of a
+# (..., H, D)-sized product at or below it.
+FUSED_REDUCE = 32
+
+
+def dot_last(a, b):
+    """sum(a * b, axis=-1) (broadcasting), with the last axis reduced in
+    slices of at most `FUSED_REDUCE` elements whose partial sums are then
+    added (the same tree as XLA's rewrite, without materialising a * b:
+    5-10x faster at D = 64 and 64k tokens on the 2-core test machine)."""
+    d = max(a.shape[-1], b.shape[-1])
+    out = None
+    for i in range(0, d, FUSED_REDUCE):
+        part = ops.sum(a[..., i:i + FUSED_REDUCE] * b[..., i:i + FUSED_REDUCE],
+                       axis=-1)
+        out = part if out is None else out + part
+    return out
+
+
+def _chunk(size):
+    """The largest divisor of `size` that is at most FUSED_REDUCE."""
+    return max(g for g in range(1, FUSED_REDUCE + 1) if size % g == 0)
+
+
 def span_values(span_query, keys, values, allowed=None):
     """Summary value of every span: v_r = sum_j softmax_j(q_r . k_j) v_j
     (the local expectation q_r(j) of §3, shared by all queries).
 
     span_query (B, n, H, D) (already scaled); keys/values (B, n, s, H, D);
     `allowed` optional NumPy bool (n, s) (positions outside a span).
-    Returns (B, n, H, D). Written as multiply-and-reduce, not einsum: as an
-    einsum it is a batch of B n H matrix-vector products, slow under XLA on
-    CPU (with this form, causal `combiner_logsparse` at 1k tokens went from
-    274 to 80 ms per forward on the shared test machine).
+    Returns (B, n, H, D).
+
+    Written as multiply-and-reduce, not einsum (a batch of B n H
+    matrix-vector products, slow under XLA on CPU). Spans longer than
+    `FUSED_REDUCE` are split into chunks of g <= 32 positions and the
+    softmax-weighted sum is assembled from per-chunk maxima m_c, sums
+    z_c = sum exp(l_j - m_c) and partial values u_c = sum exp(l_j - m_c) v_j:
+    v_r = sum_c e^(m_c - M) u_c / sum_c e^(m_c - M) z_c, M = max_c m_c (the
+    same quantity; only the rounding order differs). The rescaling between
+    the two reductions keeps XLA from merging them back into one long,
+    unfused reduction (4-5x faster per span level at 64k tokens).
     """
-    logits = ops.sum(span_query[:, :, None] * keys, axis=-1)  # (B, n, s, H)
+    logits = dot_last(span_query[:, :, None], keys)  # (B, n, s, H)
     if allowed is not None:
         logits = masked(logits, allowed[None, :, :, None])
-    weights = ops.softmax(logits, axis=2) if keys.shape[2] > 1 else \
-        ops.ones_like(logits)
-    return ops.sum(weights[..., None] * values, axis=2)
+    s = keys.shape[2]
+    if s == 1:
+        return values[:, :, 0]
+    g = _chunk(s)
+    if s <= FUSED_REDUCE or g < 8:
+        weights = ops.softmax(logits, axis=2)
+        return ops.sum(weights[..., None] * values, axis=2)
+    _, n, _, h, d = values.shape
+    lg = ops.reshape(logits, (-1, n, s // g, g, h))
+    chunk_max = ops.max(lg, axis=3)  # (B, n, m, H)
+    e = ops.exp(lg - chunk_max[:, :, :, None])  # (B, n, m, g, H)
+    chunk_sum = ops.sum(e, axis=3)
+    chunk_val = ops.sum(
+        e[..., None] * ops.reshape(values, (-1, n, s // g, g, h, d)), axis=3)
+    return merge_chunks(chunk_max, chunk_sum, chunk_val)
+
+
+def merge_chunks(chunk_max, chunk_sum, chunk_val):
+    """sum_c e^(m_c - M) u_c / sum_c e^(m_c - M) z_c over the chunk axis 2:
+    chunk_max m_c, chunk_sum z_c (B, n, m, H), chunk_val u_c (B, n, m, H, D).
+    A chunk whose positions are all masked has m_c = NEG and weight 0 (if
+    the whole span is masked every chunk weighs 1: the plain mean, as the
+    softmax over equal logits gives)."""
+    rescale = ops.exp(chunk_max - ops.max(chunk_max, axis=2)[:, :, None])
+    total = ops.sum(rescale * chunk_sum, axis=2)  # (B, n, H)
+    # A batched matrix-vector product over the chunks: as a reduction, XLA
+    # fuses it with the chunk reduction into one nested loop, up to 3x
+    # slower.
+    merged = ops.einsum("bnmh,bnmhd->bnhd", rescale, chunk_val)
+    return merged / total[..., None]
 
 
 def _take(x, axis, start, stop):

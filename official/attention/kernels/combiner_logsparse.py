@@ -22,6 +22,17 @@ Official code: google-research `combiner/combiner/jax/model/layer.py`
   right of i's level-l block, which decomposes (i, L); blocks that reach
   past L are summarised over their positions < L only. Left and right
   blocks share the block summaries: 2 n_levels + 1 logits per query.
+
+Cost (the O(L log L) of §4, kept linear per level under XLA on CPU): each
+level makes three passes over (B, L, H, D) data (query logits against the
+sibling block's key, span logits of the keys, the span-weighted values)
+plus O(L / 2^l) work; block keys and queries are pooled bottom-up from the
+level below; every reduction of a (..., D)-sized product runs over at most
+32 elements (`combiner_common.dot_last`, `span_values`), because XLA's CPU
+pipeline splits longer ones into an unfused reduce-window that writes the
+whole product to memory; the blocks a query uses are addressed as the
+sibling of its own block (a pair swap, `sibling`) rather than a padded
+shift. Measured timings: garden/combiner/README.md.
 """
 
 import numpy as np
@@ -50,29 +61,48 @@ def right_level_used(length, level):
                                           < length)
 
 
-def _block_summaries(qb, kb, vb, valid, local_summary):
-    """Span key and value (B, n, H, D) of every block (B, n, c, H, D);
-    `valid` (n, c) NumPy bool or None (all valid)."""
-    if qb.shape[2] == 1:
-        return kb[:, :, 0], vb[:, :, 0]
-    if valid is None:
-        span_q = cc.pool_summary(qb, 2, local_summary)
-        span_k = cc.pool_summary(kb, 2, local_summary)
-        return span_k, cc.span_values(span_q, kb, vb)
-    m = ops.convert_to_tensor(valid[None, :, :, None, None])
-    counts = np.maximum(valid.sum(-1), 1)[None, :, None, None]
+def _pooled_levels(x, valid, local_summary, levels):
+    """Pooled block summaries of x (B, P, H, D) (P a power of two) at levels
+    1..levels-1: a list whose entry l is (B, P / 2^l, H, D) (entry 0 None).
+
+    Built bottom-up: a level-(l+1) block is the union of two level-l
+    blocks, so its max (sum) is the max (sum) of theirs; "mean" divides the
+    sum by the block's count of positions < L. Each level costs O(P / 2^l)
+    instead of a pass over all P positions (the same values for "max"; sums
+    only change rounding order). `valid` (P,) NumPy bool or None (all
+    positions count)."""
     act, pool = local_summary.split("-")
     if act == "relu":
-        qb, kb = ops.relu(qb), ops.relu(kb)
-    if pool == "max":
-        span_q = ops.max(ops.where(m, qb, cc.NEG), axis=2)
-        span_k = ops.max(ops.where(m, kb, cc.NEG), axis=2)
-    else:
-        span_q = ops.sum(ops.where(m, qb, 0.0), axis=2)
-        span_k = ops.sum(ops.where(m, kb, 0.0), axis=2)
+        x = ops.relu(x)
+    combine = ops.max if pool == "max" else ops.sum
+    if valid is not None:
+        x = ops.where(ops.convert_to_tensor(valid[None, :, None, None]), x,
+                      cc.NEG if pool == "max" else 0.0)
+    _, padded, h, d = x.shape
+    out = [None]
+    for level in range(1, levels):
+        x = combine(ops.reshape(x, (-1, x.shape[1] // 2, 2, h, d)), axis=2)
         if pool == "mean":
-            span_q, span_k = span_q / counts, span_k / counts
-    return span_k, cc.span_values(span_q, kb, vb, valid)
+            c = 2**level
+            counts = c if valid is None else np.maximum(
+                valid.reshape(padded // c, c).sum(-1), 1)[None, :, None, None]
+            out.append(x / counts)
+        else:
+            out.append(x)
+    return out
+
+
+def sibling(x):
+    """(B, n, ...) -> the same with blocks 2m and 2m + 1 swapped (n even).
+
+    The block a query uses at a level is the sibling of its own level-l
+    block b in the dyadic tree: b - 1 when bit l of i is set (b odd), b + 1
+    when it is 0 (the right block, non-causal). A pair swap is pure index
+    arithmetic inside XLA's fused loops, unlike a shift (a pad, with a
+    bounds check per element), and one swap serves both sides."""
+    shape = tuple(x.shape)
+    pairs = ops.reshape(x, (-1, shape[1] // 2, 2) + shape[2:])
+    return ops.reshape(ops.flip(pairs, axis=2), (-1,) + shape[1:])
 
 
 def span_log_counts(length, level, step):
@@ -92,40 +122,53 @@ def logsparse_parts(q, k, v, causal, local_summary="identity-max",
     levels = num_levels(length)
     padded = 1 << int(length - 1).bit_length()  # next power of two
     qp, kp, vp = (cc.pad_to(x, padded) for x in (q, k, v))
-    sides = {1: (level_used, [], [])}
-    if not causal:
-        sides[-1] = (right_level_used, [], [])
+    # Causal queries only use blocks left of their own, all positions < L;
+    # non-causal right blocks may reach past L and are summarised over
+    # their positions < L.
+    valid = None
+    if not causal and padded != length:
+        valid = np.arange(padded) < length
+    pooled_q = _pooled_levels(qp, valid, local_summary, levels)
+    pooled_k = _pooled_levels(kp, valid, local_summary, levels)
+    steps = (1,) if causal else (1, -1)  # left block; right block
+    used = {1: level_used, -1: right_level_used}
+    logits = {step: [] for step in steps}
+    span_values = []
     for level in range(levels):
         c = 2**level
-        qb, kb, vb = (cc.segment(x, c) for x in (qp, kp, vp))
-        valid = None
-        if not causal and padded != length:
-            valid = (np.arange(padded) < length).reshape(padded // c, c)
-        span_k, span_v = _block_summaries(qb, kb, vb, valid, local_summary)
-        for step, (used, logits, values) in sides.items():
-            # step 1: block b - 1 (left of the own block); -1: block b + 1.
-            # Multiply-reduce, not a batch of matrix-vector einsums (slow
-            # on XLA CPU, see `span_values`).
-            lg = ops.sum(qb * cc.shift(span_k, 1, step)[:, :, None], axis=-1)
-            lg = ops.reshape(lg, (-1, padded, heads))[:, :length]
+        if level == 0:  # one-position blocks: the key and value themselves
+            span_k, span_v = kp, vp
+        else:
+            span_k = pooled_k[level]
+            span_v = cc.span_values(
+                pooled_q[level], cc.segment(kp, c), cc.segment(vp, c),
+                None if valid is None else valid.reshape(padded // c, c))
+        # One logit per query against the sibling block's key; it is the
+        # left logit where bit `level` of i is 1 and the right one where
+        # it is 0 (the other one masked).
+        lg = cc.dot_last(cc.segment(qp, c), sibling(span_k)[:, :, None])
+        lg = ops.reshape(lg, (-1, padded, heads))[:, :length]
+        for step in steps:
+            lg_step = lg
             if span_log_count:
-                lg = lg + ops.convert_to_tensor(
+                lg_step = lg + ops.convert_to_tensor(
                     span_log_counts(length, level, step))[None, :, None]
-            logits.append(cc.masked(lg, used(length, level)[None, :, None]))
-            values.append(ops.repeat(cc.shift(span_v, 1, step), c,
-                                     axis=1)[:, :length])
-    blocks = [ops.sum(q * k, axis=-1)[..., None]]
-    span_values = []
-    for _, logits, values in sides.values():
-        if logits:
-            blocks.append(ops.stack(logits, axis=-1))
-            span_values += values
+            logits[step].append(
+                cc.masked(lg_step, used[step](length, level)[None, :, None]))
+        span_values.append(
+            ops.repeat(sibling(span_v), c, axis=1)[:, :length])
+    blocks = [cc.dot_last(q, k)[..., None]]
+    blocks += [ops.stack(logits[step], axis=-1) for step in steps if levels]
 
     def merge(weights):
         out = weights[0] * v
-        spans = ops.concatenate(weights[1:], axis=-1) if weights[1:] else None
-        for i, val in enumerate(span_values):
-            out = out + spans[..., i:i + 1] * val
+        if not levels:
+            return out
+        # Left and right weights of a level share the sibling's value; one
+        # of the two is exactly 0 (masked logit).
+        span_w = weights[1] if causal else weights[1] + weights[2]
+        for level, val in enumerate(span_values):
+            out = out + span_w[..., level:level + 1] * val
         return out
 
     return blocks, merge
