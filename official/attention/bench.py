@@ -155,6 +155,16 @@ def kernel_weights(kernel, batch, length, heads, dim, options):
     return dict(build(holder, shape, shape, heads, heads, dim, dict(options)))
 
 
+def query_length(cfg):
+    """Queries of a point: 1 when decoding one token, else the length."""
+    return 1 if cfg["mode"] == "decode" else cfg["length"]
+
+
+def is_causal(cfg):
+    """Decoding and recomputing run causally; forward points as asked."""
+    return cfg["causal"] or cfg["mode"] in ("decode", "recompute")
+
+
 def _worker_tf(cfg):
     import numpy as np
     import tensorflow as tf
@@ -162,12 +172,12 @@ def _worker_tf(cfg):
     from official.attention import attention
 
     b, h, d = cfg["batch"], cfg["heads"], cfg["dim"]
-    length, mode = cfg["length"], cfg["mode"]
-    t = 1 if mode == "decode" else length
+    length = cfg["length"]
+    t = query_length(cfg)
     rng = np.random.default_rng(0)
     q = tf.constant(rng.standard_normal((b, t, h, d)), tf.float32)
     kv = tf.constant(rng.standard_normal((b, length, h, d)), tf.float32)
-    causal = cfg["causal"] or mode in ("decode", "recompute")
+    causal = is_causal(cfg)
     kernel = cfg["kernel"]
     opts = dict(default_options(kernel, length), **cfg.get("options", {}))
     opts.update(kernel_weights(kernel, b, length, h, d, opts))
@@ -192,7 +202,7 @@ def _worker_torch(cfg):
     import torch.nn.functional as F
 
     b, h, d, length = cfg["batch"], cfg["heads"], cfg["dim"], cfg["length"]
-    t = 1 if cfg["mode"] == "decode" else length
+    t = query_length(cfg)
     gen = torch.Generator().manual_seed(0)
     q = torch.randn(b, h, t, d, generator=gen)
     kv = torch.randn(b, h, length, d, generator=gen)
@@ -275,11 +285,11 @@ def skip_reason(cfg, available=None):
     """Why a point is not run (None = run it): a quadratic kernel whose
     float32 scores, twice over (scores + probabilities), would not fit in
     80 % of the available memory; a causal run of a non-causal kernel."""
-    kernel, mode = cfg["kernel"], cfg["mode"]
-    causal = cfg["causal"] or mode in ("decode", "recompute")
+    kernel = cfg["kernel"]
+    causal = is_causal(cfg)
     if causal and kernel in NON_CAUSAL_KERNELS:
         return "n/a (non-causal kernel)"
-    t = 1 if mode == "decode" else cfg["length"]
+    t = query_length(cfg)
     if kernel in QUADRATIC_KERNELS:
         need = 2 * 4 * cfg["batch"] * cfg["heads"] * t * cfg["length"]
         available = _available_bytes() if available is None else available
@@ -585,17 +595,16 @@ def main(argv=None):
         warmup=args.warmup,
         budget_s=args.budget,
     )
-    cfgs = [
-        dict(
+    def point(kernel, length, mode):
+        return dict(
             common,
-            kernel=k,
-            length=n,
-            mode="forward",
-            options=kernel_opts.get(k, {}),
+            kernel=kernel,
+            length=length,
+            mode=mode,
+            options=kernel_opts.get(kernel, {}),
         )
-        for k in kernels
-        for n in args.lengths
-    ]
+
+    cfgs = [point(k, n, "forward") for k in kernels for n in args.lengths]
     print(
         f"forward: B={args.batch} H={args.heads} D={args.dim} "
         f"causal={args.causal}, {len(cfgs)} subprocesses"
@@ -606,25 +615,8 @@ def main(argv=None):
     if contexts:
         dcfgs = []
         for n in contexts:
-            dcfgs += [
-                dict(
-                    common,
-                    kernel=k,
-                    length=n,
-                    mode="decode",
-                    options=kernel_opts.get(k, {}),
-                )
-                for k in args.decode_kernels
-            ]
-            dcfgs.append(
-                dict(
-                    common,
-                    kernel=args.recompute_kernel,
-                    length=n,
-                    mode="recompute",
-                    options=kernel_opts.get(args.recompute_kernel, {}),
-                )
-            )
+            dcfgs += [point(k, n, "decode") for k in args.decode_kernels]
+            dcfgs.append(point(args.recompute_kernel, n, "recompute"))
         print(f"decode: contexts {contexts}")
         decode = run_points(dcfgs, args.jobs, args.timeout)
 
