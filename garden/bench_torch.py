@@ -6,6 +6,10 @@ neither TensorFlow nor the garden package.
 
     python garden/bench_torch.py '{"image_size": 32, ...}' BATCH STEPS WARMUP
 prints one JSON line: {"samples_per_s": ..., "params": ...}.
+
+    python garden/bench_torch.py --serve '{"image_size": 32, ...}' BATCH WARMUP
+is the same step as a persistent `official.paired_timing` worker (the paired
+comparison `garden bench mae --compare-torch` runs).
 """
 
 import json
@@ -13,8 +17,11 @@ import sys
 import time
 
 
-def vitmae_throughput(config, batch_size, steps, warmup, seed=0):
-    """Samples/s of HF ViTMAEForPreTraining training steps (AdamW)."""
+def vitmae_train_step(config, batch_size, seed=0):
+    """One HF ViTMAEForPreTraining training step (AdamW) as a closure.
+
+    Returns (step, info): info holds the trainable parameter count, the
+    torch version and its thread count."""
     import torch
     from transformers import ViTMAEConfig
     from transformers import ViTMAEForPreTraining
@@ -51,18 +58,33 @@ def vitmae_throughput(config, batch_size, steps, warmup, seed=0):
         loss.backward()
         optimizer.step()
 
+    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    return step, {"params": params, "torch": torch.__version__,
+                  "threads": torch.get_num_threads()}
+
+
+def vitmae_throughput(config, batch_size, steps, warmup, seed=0):
+    """Samples/s of HF ViTMAEForPreTraining training steps (AdamW)."""
+    step, info = vitmae_train_step(config, batch_size, seed)
     for _ in range(warmup):
         step()
     start = time.perf_counter()
     for _ in range(steps):
         step()
     seconds = time.perf_counter() - start
-    params = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return {"samples_per_s": batch_size * steps / seconds, "params": params,
-            "torch": torch.__version__, "threads": torch.get_num_threads()}
+    return dict(info, samples_per_s=batch_size * steps / seconds)
 
 
 if __name__ == "__main__":
-    cfg = json.loads(sys.argv[1])
-    batch, n_steps, n_warmup = (int(a) for a in sys.argv[2:5])
-    print(json.dumps(vitmae_throughput(cfg, batch, n_steps, n_warmup)))
+    if sys.argv[1] == "--serve":
+        # official/__init__ only sets an environment variable: no TensorFlow.
+        from official import paired_timing
+
+        cfg = json.loads(sys.argv[2])
+        batch, n_warmup = int(sys.argv[3]), int(sys.argv[4])
+        step, info = vitmae_train_step(cfg, batch)
+        paired_timing.serve(step, warmup=n_warmup, info=info)
+    else:
+        cfg = json.loads(sys.argv[1])
+        batch, n_steps, n_warmup = (int(a) for a in sys.argv[2:5])
+        print(json.dumps(vitmae_throughput(cfg, batch, n_steps, n_warmup)))

@@ -108,7 +108,8 @@ def _cmd_bench(args):
 
     bench.run(args.name, preset=args.preset, batch_size=args.batch_size,
               steps=args.steps, warmup=args.warmup,
-              compare_torch=args.compare_torch)
+              compare_torch=args.compare_torch, rounds=args.rounds,
+              round_s=args.round_seconds)
     return 0
 
 
@@ -181,7 +182,12 @@ def build_parser():
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--compare-torch", action="store_true")
+    p.add_argument("--compare-torch", action="store_true",
+                   help="time HF ViTMAE too, in alternating paired rounds")
+    p.add_argument("--rounds", type=int, default=8,
+                   help="paired rounds with --compare-torch")
+    p.add_argument("--round-seconds", type=float, default=4.0,
+                   help="seconds per implementation per paired round")
     p.set_defaults(fn=_cmd_bench)
     return parser
 

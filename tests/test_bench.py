@@ -36,3 +36,31 @@ def test_torch_baseline_has_the_same_parameter_count():
     config = garden.preset_info("mae", "bench")
     _, params = bench.torch_vitmae_throughput(config["config"], 2, 1, 0)
     assert params == config["params"]
+
+
+_HAS_BENCH_EXTRA = (importlib.util.find_spec("torch") is not None and
+                    importlib.util.find_spec("transformers") is not None)
+
+
+@pytest.mark.skipif(_HAS_BENCH_EXTRA, reason="checks the message shown "
+                    "when the bench extra is missing")
+def test_compare_torch_without_the_bench_extra_says_how_to_install():
+    with pytest.raises(RuntimeError, match=r"pip install -e '\.\[bench\]'"):
+        bench.run("mae", preset="bench", batch_size=2, warmup=1,
+                  modes=(), compare_torch=True, rounds=1, round_s=0.1)
+
+
+@pytest.mark.large
+@pytest.mark.skipif(not _HAS_BENCH_EXTRA, reason="optional bench extra "
+                    "(torch, transformers) not installed: "
+                    "pip install -e '.[bench]'")
+def test_paired_comparison_reports_per_round_ratios(capsys):
+    rows = bench.run("mae", preset="bench", batch_size=2, warmup=1,
+                     modes=("xla",), compare_torch=True, rounds=2,
+                     round_s=0.2)
+    ours, torch_row = rows
+    assert ours["impl"] == "garden (xla)" and len(ours["ratio_rounds"]) == 2
+    lo, hi = ours["ratio_range"]
+    assert 0 < lo <= ours["ratio_vs_torch"] <= hi
+    assert torch_row["samples_per_s"] > 0
+    assert "alternating rounds" in capsys.readouterr().out

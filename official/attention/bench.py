@@ -36,10 +36,15 @@ contexts, the log-log slope of time per token against the context is
 reported.
 
 If PyTorch is importable, `torch.nn.functional.scaled_dot_product_attention`
-is timed on the same shapes ("torch_sdpa") and ratios are printed.
+is timed on the same shapes ("torch_sdpa") and ratios are printed. Those
+ratios divide two fresh-process medians taken minutes apart, so the machine's
+drift enters them; for the `--paired` kernels (default `chunked`) the ratio is
+also measured in `--paired-rounds` alternating rounds between a persistent
+worker of the kernel and one of torch SDPA (`official.paired_timing`): the
+median over rounds, with its range, is the figure to quote.
 
-Outputs in `--out`: results.csv, decode.csv, results.md (tables, log-log
-slopes of time and memory vs length), bench.png.
+Outputs in `--out`: results.csv, decode.csv, paired.csv, results.md (tables,
+log-log slopes of time and memory vs length), bench.png.
 """
 
 import argparse
@@ -165,7 +170,8 @@ def is_causal(cfg):
     return cfg["causal"] or cfg["mode"] in ("decode", "recompute")
 
 
-def _worker_tf(cfg):
+def _tf_call(cfg):
+    """The point's compiled TF kernel call (inputs built), as a closure."""
     import numpy as np
     import tensorflow as tf
 
@@ -186,18 +192,11 @@ def _worker_tf(cfg):
     def step(q, k, v):
         return attention(q, k, v, kernel=kernel, causal=causal, **opts)
 
-    rss = _PeakRSS()
-    rss.start()
-    return _time_calls(
-        lambda: step(q, kv, kv).numpy(),
-        cfg["warmup"],
-        cfg["reps"],
-        rss,
-        cfg.get("budget_s"),
-    )
+    return lambda: step(q, kv, kv).numpy()
 
 
-def _worker_torch(cfg):
+def _torch_call(cfg):
+    """torch SDPA on the point's shapes, as a closure."""
     import torch
     import torch.nn.functional as F
 
@@ -212,19 +211,28 @@ def _worker_torch(cfg):
         with torch.inference_mode():
             return F.scaled_dot_product_attention(q, kv, kv, is_causal=causal)
 
-    rss = _PeakRSS()
-    rss.start()
-    return _time_calls(
-        run, cfg["warmup"], cfg["reps"], rss, cfg.get("budget_s")
-    )
+    return run
+
+
+def _call(cfg):
+    return (_torch_call if cfg["kernel"] == "torch_sdpa" else _tf_call)(cfg)
 
 
 def _worker(cfg):
-    if cfg["kernel"] == "torch_sdpa":
-        result = _worker_torch(cfg)
-    else:
-        result = _worker_tf(cfg)
+    fn = _call(cfg)
+    rss = _PeakRSS()
+    rss.start()
+    result = _time_calls(
+        fn, cfg["warmup"], cfg["reps"], rss, cfg.get("budget_s")
+    )
     print(_MARK + json.dumps(dict(cfg, **result, status="ok")), flush=True)
+
+
+def _serve(cfg):
+    """A persistent paired-timing worker for one point."""
+    from official import paired_timing
+
+    paired_timing.serve(_call(cfg), warmup=cfg["warmup"])
 
 
 # --- driver ------------------------------------------------------------------
@@ -334,6 +342,77 @@ def run_points(cfgs, jobs=1, timeout=900, log=print):
     return results
 
 
+def run_paired(
+    cfgs, rounds, round_s, timeout=900, log=print, baseline="torch_sdpa"
+):
+    """Time / baseline time of each config, in alternating paired rounds.
+
+    Each config and its `baseline` twin (torch SDPA by default; any kernel
+    name works) run in two persistent workers whose
+    timed rounds alternate (`official.paired_timing`), so every round's
+    ratio is measured under the same machine conditions. Returns rows with
+    the median ratio over rounds and its range; configs with a
+    `skip_reason` are reported, not run."""
+    from official import paired_timing
+
+    rows = []
+    for cfg in cfgs:
+        reason = skip_reason(cfg)
+        if reason:
+            rows.append(dict(cfg, status=reason))
+            continue
+        twin = dict(cfg, kernel=baseline, options={})
+        workers = []
+        try:
+            for c in (cfg, twin):
+                workers.append(
+                    paired_timing.Worker(
+                        c["kernel"],
+                        paired_timing.python_argv(
+                            "official.attention.bench",
+                            "--serve",
+                            json.dumps(c),
+                        ),
+                        env=paired_timing.quiet_env(),
+                        timeout=timeout,
+                        wait=False,
+                    )
+                )
+            for w in workers:
+                w.wait_ready()
+            seconds = paired_timing.alternate(workers, rounds, round_s)
+            ratio = paired_timing.ratio_summary(
+                seconds[cfg["kernel"]], seconds[baseline]
+            )
+            row = dict(
+                cfg,
+                status="ok",
+                ratio=ratio["median"],
+                ratio_min=ratio["min"],
+                ratio_max=ratio["max"],
+                rounds=len(ratio["rounds"]),
+                time_ms=1e3 * min(seconds[cfg["kernel"]]),
+                baseline=baseline,
+                baseline_ms=1e3 * min(seconds[baseline]),
+            )
+        except RuntimeError as err:
+            row = dict(cfg, status=f"failed: {str(err)[-300:]}")
+        finally:
+            for w in workers:
+                w.close()
+        rows.append(row)
+        log(
+            f"  paired    {cfg['kernel']:<10} L={cfg['length']:<6} "
+            + (
+                f"{row['ratio']:.2f}x {baseline} time (rounds "
+                f"{row['ratio_min']:.2f}-{row['ratio_max']:.2f})"
+                if row["status"] == "ok"
+                else row["status"]
+            )
+        )
+    return rows
+
+
 MIN_MEMORY_MB = 8.0  # below this, RSS deltas are allocator noise
 
 
@@ -391,7 +470,7 @@ def _fmt(x, spec=".1f"):
     return "-" if x is None else format(x, spec)
 
 
-def markdown(results, decode, slope, header):
+def markdown(results, decode, slope, header, paired=()):
     lines = [
         header,
         "",
@@ -439,6 +518,24 @@ def markdown(results, decode, slope, header):
             ):
                 ratio = r["time_ms"] / torch[r["length"]]["time_ms"]
                 lines.append(f"| {r['kernel']} | {r['length']} | {ratio:.2f} |")
+    if paired:
+        lines += [
+            "",
+            "| kernel | L | time / torch SDPA time, paired (median over "
+            "rounds) | range over rounds | rounds |",
+            "|---|---:|---:|---:|---:|",
+        ]
+        for r in paired:
+            if r["status"] == "ok":
+                lines.append(
+                    f"| {r['kernel']} | {r['length']} | {r['ratio']:.2f} | "
+                    f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f} | "
+                    f"{r['rounds']} |"
+                )
+            else:
+                lines.append(
+                    f"| {r['kernel']} | {r['length']} | {r['status']} | | |"
+                )
     if decode:
         lines += [
             "",
@@ -524,6 +621,7 @@ def _plot(path, results):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--worker", help=argparse.SUPPRESS)
+    p.add_argument("--serve", help=argparse.SUPPRESS)
     p.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096])
     p.add_argument(
         "--kernels",
@@ -561,6 +659,20 @@ def main(argv=None):
     p.add_argument("--recompute-kernel", default="dense")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument(
+        "--paired",
+        nargs="*",
+        default=["chunked"],
+        help="kernels whose time / torch SDPA time is also measured in "
+        "alternating paired rounds (needs PyTorch; none: skip)",
+    )
+    p.add_argument("--paired-rounds", type=int, default=6)
+    p.add_argument(
+        "--paired-round-seconds",
+        type=float,
+        default=2.0,
+        help="seconds per implementation per paired round (at least 1 call)",
+    )
+    p.add_argument(
         "--jobs",
         type=int,
         default=1,
@@ -571,6 +683,9 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.worker:
         _worker(json.loads(args.worker))
+        return 0
+    if args.serve:
+        _serve(json.loads(args.serve))
         return 0
 
     kernel_opts = json.loads(args.options)
@@ -619,6 +734,23 @@ def main(argv=None):
             dcfgs.append(point(args.recompute_kernel, n, "recompute"))
         print(f"decode: contexts {contexts}")
         decode = run_points(dcfgs, args.jobs, args.timeout)
+    paired = []
+    if has_torch and not args.no_torch and args.paired:
+        print(
+            f"paired with torch SDPA: {args.paired}, "
+            f"{args.paired_rounds} rounds"
+        )
+        paired = run_paired(
+            [
+                point(k, n, "forward")
+                for k in args.paired
+                if k != "torch_sdpa"
+                for n in args.lengths
+            ],
+            args.paired_rounds,
+            args.paired_round_seconds,
+            args.timeout,
+        )
 
     os.makedirs(args.out, exist_ok=True)
     slope = slopes(results)
@@ -628,17 +760,20 @@ def main(argv=None):
         f"median of {args.reps} after {args.warmup} warm-up; "
         f"{os.cpu_count()} CPU cores."
     )
-    text = markdown(results, decode, slope, header)
+    text = markdown(results, decode, slope, header, paired)
     with open(os.path.join(args.out, "results.md"), "w") as f:
         f.write(text)
     _write_csv(os.path.join(args.out, "results.csv"), results)
     if decode:
         _write_csv(os.path.join(args.out, "decode.csv"), decode)
+    if paired:
+        _write_csv(os.path.join(args.out, "paired.csv"), paired)
     if any(r["status"] == "ok" for r in results):
         _plot(os.path.join(args.out, "bench.png"), results)
     print(text)
-    failed = [r for r in results + decode if r["status"] != "ok"]
-    return 1 if failed and len(failed) == len(results + decode) else 0
+    everything = results + decode + paired
+    failed = [r for r in everything if r["status"] != "ok"]
+    return 1 if failed and len(failed) == len(everything) else 0
 
 
 if __name__ == "__main__":
