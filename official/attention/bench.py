@@ -470,6 +470,21 @@ def _fmt(x, spec=".1f"):
     return "-" if x is None else format(x, spec)
 
 
+def _point_rows(rows, width, cells):
+    """Markdown rows "| kernel | L | cells(r)... |" (`width` cells); a point
+    that did not run shows its status in the first cell, the others empty."""
+    lines = []
+    for r in rows:
+        if r["status"] == "ok":
+            values = cells(r)
+        else:
+            values = [r["status"]] + [""] * (width - 1)
+        lines.append(
+            "| " + " | ".join([r["kernel"], str(r["length"])] + values) + " |"
+        )
+    return lines
+
+
 def markdown(results, decode, slope, header, paired=()):
     lines = [
         header,
@@ -478,17 +493,16 @@ def markdown(results, decode, slope, header, paired=()):
         "peak RSS incl. compile (MB) | peak RSS of runs (MB) |",
         "|---|---:|---:|---:|---:|---:|",
     ]
-    for r in results:
-        if r["status"] == "ok":
-            lines.append(
-                f"| {r['kernel']} | {r['length']} | {r['time_ms']:.1f} | "
-                f"{r['compile_s']:.1f} | {r['peak_mb']:.0f} | "
-                f"{r['run_peak_mb']:.0f} |"
-            )
-        else:
-            lines.append(
-                f"| {r['kernel']} | {r['length']} | {r['status']} | | | |"
-            )
+    lines += _point_rows(
+        results,
+        4,
+        lambda r: [
+            f"{r['time_ms']:.1f}",
+            f"{r['compile_s']:.1f}",
+            f"{r['peak_mb']:.0f}",
+            f"{r['run_peak_mb']:.0f}",
+        ],
+    )
     lines += [
         "",
         "| kernel | log-log slope time | log-log slope peak memory "
@@ -525,17 +539,15 @@ def markdown(results, decode, slope, header, paired=()):
             "rounds) | range over rounds | rounds |",
             "|---|---:|---:|---:|---:|",
         ]
-        for r in paired:
-            if r["status"] == "ok":
-                lines.append(
-                    f"| {r['kernel']} | {r['length']} | {r['ratio']:.2f} | "
-                    f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f} | "
-                    f"{r['rounds']} |"
-                )
-            else:
-                lines.append(
-                    f"| {r['kernel']} | {r['length']} | {r['status']} | | |"
-                )
+        lines += _point_rows(
+            paired,
+            3,
+            lambda r: [
+                f"{r['ratio']:.2f}",
+                f"{r['ratio_min']:.2f}-{r['ratio_max']:.2f}",
+                str(r["rounds"]),
+            ],
+        )
     if decode:
         lines += [
             "",
