@@ -20,7 +20,6 @@ implementations one after the other let the machine's drift into the ratio:
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
 
@@ -66,21 +65,42 @@ def keras_train_throughput(name, preset, batch_size, steps, warmup,
     return batch_size * steps / seconds
 
 
-def torch_vitmae_throughput(config, batch_size, steps, warmup):
-    """Samples/s of HF ViTMAEForPreTraining, in a fresh TF-free process."""
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                          "bench_torch.py")
-    proc = subprocess.run(
-        [sys.executable, script, json.dumps(config), str(batch_size),
-         str(steps), str(warmup)], capture_output=True, text=True)
-    if proc.returncode != 0:
-        if "No module named" in proc.stderr:
+_TORCH_SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                             "bench_torch.py")
+
+
+def torch_vitmae_worker(config, batch_size, warmup):
+    """HF ViTMAEForPreTraining's training step as a paired-timing worker in
+    a fresh TF-free process, started but not waited for (see `ready`)."""
+    from official import paired_timing
+
+    return paired_timing.Worker(
+        "pytorch",
+        [sys.executable, _TORCH_SCRIPT, json.dumps(config), str(batch_size),
+         str(warmup)],
+        wait=False)
+
+
+def ready(worker):
+    """`worker.wait_ready()`, saying how to install PyTorch if it is the
+    bench extra that is missing."""
+    try:
+        return worker.wait_ready()
+    except RuntimeError as err:
+        if worker.name == "pytorch" and "No module named" in str(err):
             raise RuntimeError(
                 "The PyTorch comparison needs the bench extra: "
-                "pip install -e '.[bench]'")
-        raise RuntimeError(f"PyTorch bench failed:\n{proc.stderr[-3000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
-    return result["samples_per_s"], result["params"]
+                "pip install -e '.[bench]'") from err
+        raise
+
+
+def torch_vitmae_params(config):
+    """Trainable parameter count of the HF ViTMAE built from `config`."""
+    worker = torch_vitmae_worker(config, batch_size=2, warmup=1)
+    try:
+        return ready(worker)["params"]
+    finally:
+        worker.close()
 
 
 def _serve_keras(spec):
@@ -101,8 +121,6 @@ def paired_torch_comparison(name, preset, batch_size, warmup, rounds,
     from official import paired_timing
 
     config = registry.preset_config(name, preset)
-    torch_script = os.path.join(os.path.dirname(os.path.abspath(__file__)),
-                                "bench_torch.py")
     workers = []
     try:
         for mode in modes:
@@ -113,20 +131,10 @@ def paired_torch_comparison(name, preset, batch_size, warmup, rounds,
                 paired_timing.python_argv("garden.bench", "--serve",
                                           json.dumps(spec)),
                 env=paired_timing.quiet_env(), wait=False))
-        try:
-            torch_worker = paired_timing.Worker(
-                "pytorch",
-                [sys.executable, torch_script, "--serve", json.dumps(config),
-                 str(batch_size), str(warmup)], wait=False)
-            workers.append(torch_worker)
-            for w in workers:  # started together, warmed up concurrently
-                w.wait_ready()
-        except RuntimeError as err:
-            if "'pytorch'" in str(err) and "No module named" in str(err):
-                raise RuntimeError(
-                    "The PyTorch comparison needs the bench extra: "
-                    "pip install -e '.[bench]'") from err
-            raise
+        torch_worker = torch_vitmae_worker(config, batch_size, warmup)
+        workers.append(torch_worker)
+        for w in workers:  # started together, warmed up concurrently
+            ready(w)
         seconds = paired_timing.alternate(workers, rounds, round_s)
     finally:
         for w in workers:

@@ -4,17 +4,14 @@ PyTorch and TensorFlow crash (segfault) when loaded in one process, so
 `garden.bench` runs this file by path in a fresh interpreter: it imports
 neither TensorFlow nor the garden package.
 
-    python garden/bench_torch.py '{"image_size": 32, ...}' BATCH STEPS WARMUP
-prints one JSON line: {"samples_per_s": ..., "params": ...}.
-
-    python garden/bench_torch.py --serve '{"image_size": 32, ...}' BATCH WARMUP
-is the same step as a persistent `official.paired_timing` worker (the paired
-comparison `garden bench mae --compare-torch` runs).
+    python garden/bench_torch.py '{"image_size": 32, ...}' BATCH WARMUP
+builds HF ViTMAEForPreTraining from the bench preset's config and serves its
+training step as a persistent `official.paired_timing` worker (the ready
+message carries the parameter count, torch version and thread count).
 """
 
 import json
 import sys
-import time
 
 
 def vitmae_train_step(config, batch_size, seed=0):
@@ -63,28 +60,11 @@ def vitmae_train_step(config, batch_size, seed=0):
                   "threads": torch.get_num_threads()}
 
 
-def vitmae_throughput(config, batch_size, steps, warmup, seed=0):
-    """Samples/s of HF ViTMAEForPreTraining training steps (AdamW)."""
-    step, info = vitmae_train_step(config, batch_size, seed)
-    for _ in range(warmup):
-        step()
-    start = time.perf_counter()
-    for _ in range(steps):
-        step()
-    seconds = time.perf_counter() - start
-    return dict(info, samples_per_s=batch_size * steps / seconds)
-
-
 if __name__ == "__main__":
-    if sys.argv[1] == "--serve":
-        # official/__init__ only sets an environment variable: no TensorFlow.
-        from official import paired_timing
+    # official/__init__ only sets an environment variable: no TensorFlow.
+    from official import paired_timing
 
-        cfg = json.loads(sys.argv[2])
-        batch, n_warmup = int(sys.argv[3]), int(sys.argv[4])
-        step, info = vitmae_train_step(cfg, batch)
-        paired_timing.serve(step, warmup=n_warmup, info=info)
-    else:
-        cfg = json.loads(sys.argv[1])
-        batch, n_steps, n_warmup = (int(a) for a in sys.argv[2:5])
-        print(json.dumps(vitmae_throughput(cfg, batch, n_steps, n_warmup)))
+    cfg = json.loads(sys.argv[1])
+    batch, n_warmup = int(sys.argv[2]), int(sys.argv[3])
+    step, info = vitmae_train_step(cfg, batch)
+    paired_timing.serve(step, warmup=n_warmup, info=info)

@@ -34,7 +34,7 @@ def test_torch_baseline_has_the_same_parameter_count():
     # The HF ViTMAE built from our bench preset must be the same model size:
     # otherwise the speed ratio compares different models.
     config = garden.preset_info("mae", "bench")
-    _, params = bench.torch_vitmae_throughput(config["config"], 2, 1, 0)
+    params = bench.torch_vitmae_params(config["config"])
     assert params == config["params"]
 
 
