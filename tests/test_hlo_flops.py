@@ -54,3 +54,24 @@ def test_structured_kernels_compile_their_claimed_work(kernel, slope):
     f1, f4 = _flops(kernel, 1024), _flops(kernel, 4096)
     measured = math.log(f4 / f1) / math.log(4)
     assert abs(measured - slope) < 0.02, (kernel, f1, f4, measured)
+
+
+def test_a_dot_in_a_fusion_called_from_a_loop_body_is_found():
+    # XLA may fuse a dot; the loop check follows calls= into fusions.
+    hlo = "\n".join([
+        "%fused_computation (p0: f32[4,4]) -> f32[4,4] {",
+        "  %p0 = f32[4,4]{1,0} parameter(0)",
+        "  ROOT %d = f32[4,4]{1,0} dot(%p0, %p0), lhs_contracting_dims={1}",
+        "}",
+        "",
+        "%body (t: (s32[], f32[4,4])) -> (s32[], f32[4,4]) {",
+        "  %x = f32[4,4]{1,0} get-tuple-element(%t), index=1",
+        "  %f = f32[4,4]{1,0} fusion(%x), kind=kOutput, "
+        "calls=%fused_computation",
+        "}",
+        "",
+        "ENTRY %main (a: f32[4,4]) -> f32[4,4] {",
+        "  %w = (s32[], f32[4,4]) while(%i), condition=%c, body=%body",
+        "}",
+    ])
+    assert hlo_flops._computations_with_dots_in_loops(hlo) == ["body"]

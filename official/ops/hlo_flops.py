@@ -42,16 +42,38 @@ def dot_flops(hlo_text):
     return total
 
 
+_COMPUTATION = re.compile(
+    r"^(?:ENTRY )?%([\w.\-]+) \(.*?^\}$", re.MULTILINE | re.DOTALL
+)
+_CALLED = re.compile(r"(?:calls|to_apply|body|condition)=%([\w.\-]+)")
+_BRANCHES = re.compile(r"branch_computations=\{([^}]*)\}")
+
+
+def _called(text):
+    names = _CALLED.findall(text)
+    for group in _BRANCHES.findall(text):
+        names += [n.strip().lstrip("%") for n in group.split(",")]
+    return names
+
+
 def _computations_with_dots_in_loops(hlo_text):
-    bodies = set(re.findall(r"body=%([\w.\-]+)", hlo_text))
+    """Loop bodies from which a `dot` is reachable (directly or through the
+    fusions and calls they make)."""
+    computations = {
+        m.group(1): m.group(0) for m in _COMPUTATION.finditer(hlo_text)
+    }
     found = []
-    for name in bodies:
-        start = hlo_text.find(f"%{name} (")
-        if start < 0:
-            continue
-        end = hlo_text.find("\n}\n", start)
-        if " dot(" in hlo_text[start:end]:
-            found.append(name)
+    for body in sorted(set(re.findall(r"body=%([\w.\-]+)", hlo_text))):
+        seen, todo = set(), [body]
+        while todo:
+            name = todo.pop()
+            if name in seen or name not in computations:
+                continue
+            seen.add(name)
+            if " dot(" in computations[name]:
+                found.append(body)
+                break
+            todo += _called(computations[name])
     return found
 
 

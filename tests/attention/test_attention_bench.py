@@ -14,16 +14,17 @@ import sys
 import pytest
 
 from official.attention import bench
+from official.attention import bench_report
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(__file__)))
 
 
 def test_loglog_slope():
     xs = [512, 1024, 2048]
-    assert abs(bench.loglog_slope(xs, [x**2 for x in xs]) - 2.0) < 1e-9
-    assert abs(bench.loglog_slope(xs, [3 * x for x in xs]) - 1.0) < 1e-9
-    assert bench.loglog_slope(xs, [0.0, 0.0, 5.0]) is None
-    assert bench.loglog_slope(xs, [1.0, 9.0, 20.0], floor=8.0) is not None
+    assert abs(bench_report.loglog_slope(xs, [x**2 for x in xs]) - 2.0) < 1e-9
+    assert abs(bench_report.loglog_slope(xs, [3 * x for x in xs]) - 1.0) < 1e-9
+    assert bench_report.loglog_slope(xs, [0.0, 0.0, 5.0]) is None
+    assert bench_report.loglog_slope(xs, [1.0, 9.0, 20.0], floor=8.0) is not None
 
 
 def test_skip_reason():
@@ -57,7 +58,7 @@ def test_decode_slopes():
         dict(mode="decode", kernel="split_k", length=n, status="ok", time_ms=n)
         for n in (256, 1024, 4096)
     ]
-    slope = bench.decode_slopes(rows)[("decode", "split_k")]
+    slope = bench_report.decode_slopes(rows)[("decode", "split_k")]
     assert abs(slope - 1.0) < 1e-9
 
 
@@ -155,7 +156,7 @@ def test_run_paired_alternates_a_kernel_with_its_baseline():
     assert rows[0]["ratio_min"] <= rows[0]["ratio"] <= rows[0]["ratio_max"]
     assert 0.05 < rows[0]["ratio"] < 50
     assert rows[1]["status"].startswith("n/a")
-    text = bench.markdown([], [], {}, "header", paired=rows)
+    text = bench_report.markdown([], [], {}, "header", paired=rows)
     assert "paired (median over rounds)" in text
     assert "| chunked | 128 |" in text and "| lowrank | 128 | n/a" in text
 
