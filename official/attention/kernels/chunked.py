@@ -119,25 +119,64 @@ def _from_blocks(x, axis):
     return ops.reshape(x, shape[:axis] + [-1] + shape[axis + 2 :])
 
 
-def _forward(plan, qs, kp, vp):
-    """Padded qs (B, Tp, Hkv, G, D), kp/vp (B, Sp, Hkv, D) ->
-    o (B, Hkv, G, Tp, D), lse (B, Hkv, G, Tp)."""
+def _heads_first(x):
+    """(B, S, Hkv, D) -> (B * Hkv, S, D), one copy outside the loops."""
+    _, length, _, d = ops.shape(x)
+    return ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (-1, length, d))
+
+
+def _row_tile_mask(allowed, groups, kv_heads):
+    """A (B|1, 1, 1, tq, sk) tile mask -> broadcastable to the forward's
+    (B * Hkv, G * tq, sk) score tile (rows ordered group-major)."""
+    allowed = allowed[:, 0, 0]
+    if groups > 1 and allowed.shape[1] != 1:
+        allowed = ops.tile(allowed, (1, groups, 1))
+    if allowed.shape[0] != 1 and kv_heads > 1:
+        allowed = ops.repeat(allowed, kv_heads, axis=0)
+    return allowed
+
+
+def _forward(plan, qp, kp, vp):
+    """Padded qp (B, Tp, Hkv, G, D), kp/vp (B, Sp, Hkv, D) ->
+    o (B, Hkv, G, Tp, D), lse (B, Hkv, G, Tp).
+
+    The tiles are rank 3: (B * Hkv, G * tq, sk) scores from one batched
+    matmul of a query block laid out (B * Hkv, G * tq, D) against a key
+    block (B * Hkv, sk, D). Q, K and V are put in that layout once, before
+    the loops, so no tile copies or transposes its blocks inside them.
+    """
     tc, sc = plan.tc, plan.sc
+    b = ops.shape(qp)[0]
+    h_kv, g, d = qp.shape[2], qp.shape[3], qp.shape[4]
+    q_rows = ops.reshape(qp, (b, plan.nq, tc, h_kv, g, d))
+    q_rows = ops.transpose(q_rows, (1, 0, 3, 4, 2, 5))
+    q_rows = ops.reshape(q_rows, (plan.nq, -1, g * tc, d))
+    k_rows, v_rows = _heads_first(kp), _heads_first(vp)
+
+    def scores(q_blk, k_blk):
+        return ops.einsum("nrd,nsd->nrs", q_blk, k_blk)
+
+    def pv(p, v_blk):
+        return ops.einsum("nrs,nsd->nrd", p, v_blk)
 
     def query_block(args):
         q_blk, i = args
         q0 = i * tc
-        acc0 = ops.zeros_like(ops.transpose(q_blk, (0, 2, 3, 1, 4)))
+        acc0 = ops.zeros_like(q_blk)
         m0 = ops.full_like(acc0[..., 0], NEG)
         l0 = ops.zeros_like(acc0[..., 0])
 
         def body(j, state):
             k0 = j * sc
-            k_blk = take_block(kp, 1, k0, sc)
-            v_blk = take_block(vp, 1, k0, sc)
             allowed = plan.mask.tile(q0, tc, k0, sc)
+            if allowed is not None:
+                allowed = _row_tile_mask(allowed, g, h_kv)
             return online_softmax.online_update(
-                state, _scores(q_blk, k_blk), allowed, v_blk, _pv
+                state,
+                scores(q_blk, take_block(k_rows, 1, k0, sc)),
+                allowed,
+                take_block(v_rows, 1, k0, sc),
+                pv,
             )
 
         m, denom, acc = ops.fori_loop(
@@ -146,10 +185,17 @@ def _forward(plan, qs, kp, vp):
         return online_softmax.finalize(m, denom, acc)
 
     o, lse = ops.map(
-        query_block,
-        (_to_blocks(qs, 1, tc), ops.arange(plan.nq, dtype="int32")),
+        query_block, (q_rows, ops.arange(plan.nq, dtype="int32"))
     )
-    return _from_blocks(o, 3), _from_blocks(lse, 3)
+    # (nq, B * Hkv, G * tc, ...) -> (B, Hkv, G, nq * tc, ...)
+    o = ops.reshape(o, (plan.nq, b, h_kv, g, tc, d))
+    o = ops.transpose(o, (1, 2, 3, 0, 4, 5))
+    lse = ops.reshape(lse, (plan.nq, b, h_kv, g, tc))
+    lse = ops.transpose(lse, (1, 2, 3, 0, 4))
+    return (
+        ops.reshape(o, (b, h_kv, g, -1, d)),
+        ops.reshape(lse, (b, h_kv, g, -1)),
+    )
 
 
 def _probs(plan, q_blk, k_blk, lse_blk, q0, k0):
