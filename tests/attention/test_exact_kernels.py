@@ -35,6 +35,9 @@ OPTIONS = {
         dict(chunk_size=8, query_chunk_size=8),  # 3 blocks, divide S
         dict(chunk_size=7, query_chunk_size=5),  # ragged blocks
         dict(chunk_size=3, query_chunk_size=24),  # 8 key blocks
+        # the same tiles through the loops (the defaults unroll <= 64 tiles)
+        dict(chunk_size=7, query_chunk_size=5, max_unrolled_tiles=0),
+        dict(chunk_size=3, query_chunk_size=24, max_unrolled_tiles=7),
     ],
     "split_k": [
         dict(num_splits=1),
@@ -239,13 +242,14 @@ def test_unknown_option_raises(kernel):
     [
         ("chunked", dict(chunk_size=0)),
         ("chunked", dict(query_chunk_size=2.5)),
+        ("chunked", dict(max_unrolled_tiles=-1)),
         ("split_k", dict(num_splits=0)),
         ("split_k", dict(num_splits=True)),
     ],
 )
 def test_bad_option_values_raise(kernel, opts):
     case = make_case("gqa")
-    with pytest.raises(ValueError, match="positive int"):
+    with pytest.raises(ValueError, match="(positive|non-negative) int"):
         attention(
             case["query"], case["key"], case["value"], kernel=kernel, **opts
         )
