@@ -596,6 +596,60 @@ def test_joint_logit_counts(causal):
     assert count(blocks) == (levels + 1 if causal else 2 * levels + 1)
 
 
+def test_joint_exp_equals_concatenated_softmax():
+    """`joint_exp` (what the kernels run) is the joint softmax of §3 without
+    the concatenation: e_b / Z equals softmax over the concatenated blocks,
+    also with masked (NEG) logits, and Z is per query."""
+    rng = np.random.default_rng(0)
+    blocks = [rng.standard_normal((2, 3, 5, 4)).astype("float32") * 4,
+              rng.standard_normal((2, 3, 5, 7)).astype("float32") * 4]
+    blocks[1][..., 2:] = combiner_common.NEG
+    exps, total = combiner_common.joint_exp([tf.constant(b) for b in blocks])
+    ref = combiner_common.joint_softmax([tf.constant(b) for b in blocks])
+    assert tuple(total.shape) == (2, 3, 5)
+    for e, r in zip(exps, ref):
+        np.testing.assert_allclose(np.asarray(e) / np.asarray(total)[..., None],
+                                   np.asarray(r), atol=1e-7)
+    assert np.all(np.asarray(exps[1])[..., 2:] == 0)
+
+
+@pytest.mark.parametrize("name", KERNELS)
+@pytest.mark.parametrize("causal", [True, False])
+def test_gradients_equal_the_concatenated_softmax(name, causal, monkeypatch):
+    """Input gradients of each kernel (joint_exp, the output divided by Z
+    once) equal those of the same kernel with the reference concatenated
+    softmax (TensorFlow's softmax gradient), batch 2, grouped-query heads,
+    under XLA."""
+    q, k, v = (tf.constant(a) for a in qkv(3, 2, 23 if causal else 24, 4,
+                                            2, 8))
+    opts = {} if name == "combiner_logsparse" else {"segment_length": 6}
+
+    def grads():
+        @tf.function(jit_compile=True)
+        def fn(q, k, v):
+            with tf.GradientTape() as tape:
+                tape.watch([q, k, v])
+                out = attention(q, k, v, kernel=name, causal=causal, **opts)
+                loss = tf.reduce_sum(out * tf.sin(out))
+            return tape.gradient(loss, [q, k, v])
+        return [g.numpy() for g in fn(q, k, v)]
+
+    got = grads()
+
+    def concat_run(query, key, value, scale, length, padded, build):
+        q, k, v = combiner_common.prepare(query, key, value, scale)
+        if padded != length:
+            q, k, v = (combiner_common.pad_to(x, padded) for x in (q, k, v))
+        blocks, merge = build(q, k, v)
+        return merge(combiner_common.joint_softmax(blocks))[:, :length]
+
+    monkeypatch.setattr(combiner_common, "run", concat_run)
+    want = grads()
+    for g, w in zip(got, want):
+        assert np.abs(w).max() > 1e-3
+        np.testing.assert_allclose(g, w, atol=2e-5, rtol=1e-4)
+
+
 def test_default_segment_length():
     assert combiner_common.default_segment_length(1024) == 32
     assert combiner_common.default_segment_length(4096) == 64
