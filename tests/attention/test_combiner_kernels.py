@@ -617,9 +617,10 @@ def test_joint_exp_equals_concatenated_softmax():
 @pytest.mark.parametrize("causal", [True, False])
 def test_gradients_equal_the_concatenated_softmax(name, causal, monkeypatch):
     """Input gradients of each kernel (joint_exp, the output divided by Z
-    once) equal those of the same kernel with the reference concatenated
-    softmax (TensorFlow's softmax gradient), batch 2, grouped-query heads,
-    under XLA."""
+    once, heads folded into the batch where the kernel folds them) equal
+    those of the same kernel with the reference concatenated softmax
+    (TensorFlow's softmax gradient) and unfolded heads, batch 2,
+    grouped-query heads, under XLA."""
     q, k, v = (tf.constant(a) for a in qkv(3, 2, 23 if causal else 24, 4,
                                             2, 8))
     opts = {} if name == "combiner_logsparse" else {"segment_length": 6}
@@ -636,7 +637,8 @@ def test_gradients_equal_the_concatenated_softmax(name, causal, monkeypatch):
 
     got = grads()
 
-    def concat_run(query, key, value, scale, length, padded, build):
+    def concat_run(query, key, value, scale, length, padded, build,
+                   fold=False):
         q, k, v = combiner_common.prepare(query, key, value, scale)
         if padded != length:
             q, k, v = (combiner_common.pad_to(x, padded) for x in (q, k, v))

@@ -92,4 +92,5 @@ def combiner_fixed(query, key, value, causal=False, mask=None, scale=None,
     def build(q, k, v):
         return fixed_parts(q, k, v, causal, s, local_summary, span_log_count)
 
-    return cc.run(query, key, value, scale, length, padded, build)
+    return cc.run(query, key, value, scale, length, padded, build,
+                  fold=True)

@@ -159,4 +159,5 @@ def combiner_mixture(query, key, value, causal=False, mask=None, scale=None,
     def build(q, k, v):
         return mixture_parts(q, k, v, causal, s)
 
-    return cc.run(query, key, value, scale, length, padded, build)
+    return cc.run(query, key, value, scale, length, padded, build,
+                  fold=True)
