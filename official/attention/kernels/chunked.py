@@ -15,7 +15,9 @@ FlashAttention-2 (Dao, arXiv 2307.08691), Alg. 1 (forward) and Alg. 2
 - the gradient is a custom one (Alg. 2): the forward saves only the output
   and the per-row log-sum-exp, and the backward recomputes each tile's
   probabilities, one pass over query blocks for dQ and one over key blocks
-  for dK, dV. Memory stays O((T + S) * H * D) in training too.
+  for dK, dV, on the same rank-3 tiles (B * H_kv, G * query_chunk_size,
+  chunk_size) as the forward (see `_forward`). Memory stays
+  O((T + S) * H * D) in training too.
 
 Lengths that are not block multiples are padded; padded keys are masked,
 padded query rows dropped. Grouped-query heads are used in place (query
@@ -51,22 +53,24 @@ def _num_blocks(n, size):
 
 
 def _scores(q_blk, k_blk):
-    """(B, tq, Hkv, G, D) x (B, sk, Hkv, D) -> (B, Hkv, G, tq, sk)."""
-    return ops.einsum("btkgd,bskd->bkgts", q_blk, k_blk)
+    """(B * Hkv, rows, D) x (B * Hkv, sk, D) -> (B * Hkv, rows, sk)."""
+    return ops.einsum("nrd,nsd->nrs", q_blk, k_blk)
 
 
 def _pv(p, v_blk):
-    """(B, Hkv, G, tq, sk) x (B, sk, Hkv, D) -> (B, Hkv, G, tq, D)."""
-    return ops.einsum("bkgts,bskd->bkgtd", p, v_blk)
+    """(B * Hkv, rows, sk) x (B * Hkv, sk, D) -> (B * Hkv, rows, D)."""
+    return ops.einsum("nrs,nsd->nrd", p, v_blk)
 
 
 class _Plan:
     """Static block plan: sizes, counts, padding and the tile masks."""
 
     def __init__(
-        self, t, s, chunk_size, query_chunk_size, causal, max_unrolled_tiles=0
+        self, t, s, chunk_size, query_chunk_size, causal, max_unrolled_tiles=0,
+        kv_heads=1, groups=1,
     ):
         self.t, self.s = t, s
+        self.kv_heads, self.groups = kv_heads, groups
         self.max_unrolled_tiles = max_unrolled_tiles
         self.tc = (
             min(query_chunk_size, t)
@@ -88,6 +92,14 @@ class _Plan:
         self.mask = BlockMask(
             self.t, self.s, self.s_padded, self.causal, padded_mask
         )
+
+    def tile_mask(self, q0, k0):
+        """Allowed-mask of the rank-3 tile (query block at q0, key block at
+        k0), broadcastable to (B * Hkv, G * tq, sk); None if all allowed."""
+        allowed = self.mask.tile(q0, self.tc, k0, self.sc)
+        if allowed is None:
+            return None
+        return _row_tile_mask(allowed, self.groups, self.kv_heads)
 
     @property
     def static(self):
@@ -119,31 +131,36 @@ class _Plan:
         return ops.clip((k0 - (self.s - self.t)) // self.tc, 0, self.nq)
 
 
-def _to_blocks(x, axis, size):
-    """Splits `axis` (already a multiple of `size`) into a leading block axis.
-
-    (..., n * size, ...) -> (n, ..., size, ...).
-    """
-    shape = list(ops.shape(x))
-    new_shape = shape[:axis] + [-1, size] + shape[axis + 1 :]
-    x = ops.reshape(x, new_shape)
-    perm = [axis] + [i for i in range(len(new_shape)) if i != axis]
-    return ops.transpose(x, perm)
-
-
-def _from_blocks(x, axis):
-    """Inverse of `_to_blocks`: (n, ..., size, ...) -> (..., n * size, ...)."""
-    rank = len(x.shape)
-    perm = list(range(1, axis + 1)) + [0] + list(range(axis + 1, rank))
-    x = ops.transpose(x, perm)
-    shape = list(ops.shape(x))
-    return ops.reshape(x, shape[:axis] + [-1] + shape[axis + 2 :])
-
-
 def _heads_first(x):
     """(B, S, Hkv, D) -> (B * Hkv, S, D), one copy outside the loops."""
     _, length, _, d = ops.shape(x)
     return ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (-1, length, d))
+
+
+def _from_heads_first(x, kv_heads):
+    """Inverse of `_heads_first`: (B * Hkv, S, D) -> (B, S, Hkv, D)."""
+    _, length, d = ops.shape(x)
+    x = ops.reshape(x, (-1, kv_heads, length, d))
+    return ops.transpose(x, (0, 2, 1, 3))
+
+
+def _query_rows(x, plan):
+    """(B, Tp, Hkv, G, D) -> (nq, B * Hkv, G * tq, D): query block i's rows
+    as one (group-major) matrix per kv head, laid out once."""
+    b = ops.shape(x)[0]
+    h_kv, g, d = x.shape[2], x.shape[3], x.shape[4]
+    x = ops.reshape(x, (b, plan.nq, plan.tc, h_kv, g, d))
+    x = ops.transpose(x, (1, 0, 3, 4, 2, 5))
+    return ops.reshape(x, (plan.nq, -1, g * plan.tc, d))
+
+
+def _from_query_rows(x, plan, kv_heads, groups):
+    """Inverse of `_query_rows`: (nq, B * Hkv, G * tq, D) ->
+    (B, nq * tq, Hkv, G, D)."""
+    d = x.shape[-1]
+    x = ops.reshape(x, (plan.nq, -1, kv_heads, groups, plan.tc, d))
+    x = ops.transpose(x, (1, 0, 4, 2, 3, 5))
+    return ops.reshape(x, (-1, plan.nq * plan.tc, kv_heads, groups, d))
 
 
 def _row_tile_mask(allowed, groups, kv_heads):
@@ -157,14 +174,15 @@ def _row_tile_mask(allowed, groups, kv_heads):
     return allowed
 
 
-def _forward(plan, qp, kp, vp):
-    """Padded qp (B, Tp, Hkv, G, D), kp/vp (B, Sp, Hkv, D) ->
-    o (B, Hkv, G, Tp, D), lse (B, Hkv, G, Tp).
+def _forward(plan, q_rows, k_rows, v_rows):
+    """Query rows (nq, B * Hkv, G * tq, D) (`_query_rows` of the padded
+    queries), key/value rows (B * Hkv, Sp, D) (`_heads_first`) ->
+    o (nq, B * Hkv, G * tq, D), lse (nq, B * Hkv, G * tq).
 
     The tiles are rank 3: (B * Hkv, G * tq, sk) scores from one batched
-    matmul of a query block laid out (B * Hkv, G * tq, D) against a key
-    block (B * Hkv, sk, D). Q, K and V are put in that layout once, before
-    the loops, so no tile copies or transposes its blocks inside them.
+    matmul of a query block against a key block. Q, K and V are put in that
+    layout once, before the loops, so no tile copies or transposes its
+    blocks inside them.
 
     With static lengths and at most `plan.max_unrolled_tiles` tiles the
     two loops are unrolled into a static graph: block slices are static,
@@ -174,18 +192,6 @@ def _forward(plan, qp, kp, vp):
     stay bounded.
     """
     tc, sc = plan.tc, plan.sc
-    b = ops.shape(qp)[0]
-    h_kv, g, d = qp.shape[2], qp.shape[3], qp.shape[4]
-    q_rows = ops.reshape(qp, (b, plan.nq, tc, h_kv, g, d))
-    q_rows = ops.transpose(q_rows, (1, 0, 3, 4, 2, 5))
-    q_rows = ops.reshape(q_rows, (plan.nq, -1, g * tc, d))
-    k_rows, v_rows = _heads_first(kp), _heads_first(vp)
-
-    def scores(q_blk, k_blk):
-        return ops.einsum("nrd,nsd->nrs", q_blk, k_blk)
-
-    def pv(p, v_blk):
-        return ops.einsum("nrs,nsd->nrd", p, v_blk)
 
     def initial_state(q_blk):
         acc0 = ops.zeros_like(q_blk)
@@ -195,18 +201,16 @@ def _forward(plan, qp, kp, vp):
     def fold(state, q_blk, q0, k0, after=None):
         """One tile: key block k0.. folded into query block q0..'s state.
         `after`: a tensor the tile's Q.K^T must wait for (or None)."""
-        allowed = plan.mask.tile(q0, tc, k0, sc)
-        if allowed is not None:
-            allowed = _row_tile_mask(allowed, g, h_kv)
+        allowed = plan.tile_mask(q0, k0)
         k_blk = take_block(k_rows, 1, k0, sc)
         if after is not None:
             k_blk = k_blk + 0.0 * ops.sum(after[:1, :1])
         return online_softmax.online_update(
             state,
-            scores(q_blk, k_blk),
+            _scores(q_blk, k_blk),
             allowed,
             take_block(v_rows, 1, k0, sc),
-            pv,
+            _pv,
         )
 
     if plan.unrolled:
@@ -241,30 +245,26 @@ def _forward(plan, qp, kp, vp):
         o, lse = ops.map(
             query_block, (q_rows, ops.arange(plan.nq, dtype="int32"))
         )
-    # (nq, B * Hkv, G * tc, ...) -> (B, Hkv, G, nq * tc, ...)
-    o = ops.reshape(o, (plan.nq, b, h_kv, g, tc, d))
-    o = ops.transpose(o, (1, 2, 3, 0, 4, 5))
-    lse = ops.reshape(lse, (plan.nq, b, h_kv, g, tc))
-    lse = ops.transpose(lse, (1, 2, 3, 0, 4))
-    return (
-        ops.reshape(o, (b, h_kv, g, -1, d)),
-        ops.reshape(lse, (b, h_kv, g, -1)),
-    )
+    return o, lse
 
 
 def _probs(plan, q_blk, k_blk, lse_blk, q0, k0):
-    """Recomputed tile probabilities P = exp(S - lse), 0 where masked."""
+    """Recomputed tile probabilities P = exp(S - lse), 0 where masked, on
+    rank-3 tiles (B * Hkv, G * tq, sk); q_blk (B * Hkv, G * tq, D), k_blk
+    (B * Hkv, sk, D), lse_blk (B * Hkv, G * tq)."""
     scores = _scores(q_blk, k_blk)
-    allowed = plan.mask.tile(q0, plan.tc, k0, plan.sc)
+    allowed = plan.tile_mask(q0, k0)
     if allowed is None:
         return ops.exp(scores - lse_blk[..., None])
     scores = ops.where(allowed, scores, NEG)
     return ops.where(allowed, ops.exp(scores - lse_blk[..., None]), 0.0)
 
 
-def _backward(plan, qs, kp, vp, o, lse, do):
+def _backward(plan, q_rows, k_rows, v_rows, o, lse, do):
     """FlashAttention-2 Alg. 2 with two passes: dQ over query blocks, then
-    dK, dV over key blocks. Shapes as in `_forward`; do like o."""
+    dK, dV over key blocks, on the forward's rank-3 tiles. q_rows, o, do:
+    (nq, B * Hkv, G * tq, D); lse (nq, B * Hkv, G * tq); k_rows, v_rows
+    (B * Hkv, Sp, D). Returns dQ like q_rows and dK, dV like k_rows."""
     tc, sc = plan.tc, plan.sc
     delta = ops.sum(do * o, axis=-1)  # D_i = rowsum(dO * O), Alg. 2 line 4
 
@@ -274,27 +274,23 @@ def _backward(plan, qs, kp, vp, o, lse, do):
 
         def body(j, dq):
             k0 = j * sc
-            k_blk = take_block(kp, 1, k0, sc)
-            v_blk = take_block(vp, 1, k0, sc)
+            k_blk = take_block(k_rows, 1, k0, sc)
+            v_blk = take_block(v_rows, 1, k0, sc)
             p = _probs(plan, q_blk, k_blk, lse_blk, q0, k0)
-            dp = ops.einsum("bkgtd,bskd->bkgts", do_blk, v_blk)
+            dp = _scores(do_blk, v_blk)
             ds = p * (dp - delta_blk[..., None])
-            return dq + ops.einsum("bkgts,bskd->btkgd", ds, k_blk)
+            return dq + _pv(ds, k_blk)
 
         return ops.fori_loop(
             0, plan.key_blocks_end(q0), body, ops.zeros_like(q_blk)
         )
 
     dq = ops.map(
-        dq_block,
-        (
-            _to_blocks(qs, 1, tc),
-            _to_blocks(do, 3, tc),
-            _to_blocks(lse, 3, tc),
-            _to_blocks(delta, 3, tc),
-            ops.arange(plan.nq, dtype="int32"),
-        ),
+        dq_block, (q_rows, do, lse, delta, ops.arange(plan.nq, dtype="int32"))
     )
+
+    def row_block(x, i):
+        return take_block(x, 0, i, 1)[0]
 
     def dkv_block(args):
         k_blk, v_blk, j = args
@@ -302,14 +298,12 @@ def _backward(plan, qs, kp, vp, o, lse, do):
 
         def body(i, grads):
             dk, dv = grads
-            q0 = i * tc
-            q_blk = take_block(qs, 1, q0, tc)
-            do_blk = take_block(do, 3, q0, tc)
-            p = _probs(plan, q_blk, k_blk, take_block(lse, 3, q0, tc), q0, k0)
-            dv = dv + ops.einsum("bkgts,bkgtd->bskd", p, do_blk)
-            dp = ops.einsum("bkgtd,bskd->bkgts", do_blk, v_blk)
-            ds = p * (dp - take_block(delta, 3, q0, tc)[..., None])
-            dk = dk + ops.einsum("bkgts,btkgd->bskd", ds, q_blk)
+            q_blk, do_blk = row_block(q_rows, i), row_block(do, i)
+            p = _probs(plan, q_blk, k_blk, row_block(lse, i), i * tc, k0)
+            dv = dv + ops.einsum("nrs,nrd->nsd", p, do_blk)
+            dp = _scores(do_blk, v_blk)
+            ds = p * (dp - row_block(delta, i)[..., None])
+            dk = dk + ops.einsum("nrs,nrd->nsd", ds, q_blk)
             return dk, dv
 
         return ops.fori_loop(
@@ -319,15 +313,23 @@ def _backward(plan, qs, kp, vp, o, lse, do):
             (ops.zeros_like(k_blk), ops.zeros_like(v_blk)),
         )
 
+    def key_blocks(x):  # (B * Hkv, Sp, D) -> (nk, B * Hkv, sk, D)
+        return ops.transpose(
+            ops.reshape(x, (x.shape[0] or -1, plan.nk, sc, x.shape[-1])),
+            (1, 0, 2, 3),
+        )
+
     dk, dv = ops.map(
         dkv_block,
-        (
-            _to_blocks(kp, 1, sc),
-            _to_blocks(vp, 1, sc),
-            ops.arange(plan.nk, dtype="int32"),
-        ),
+        (key_blocks(k_rows), key_blocks(v_rows),
+         ops.arange(plan.nk, dtype="int32")),
     )
-    return _from_blocks(dq, 1), _from_blocks(dk, 1), _from_blocks(dv, 1)
+
+    def from_key_blocks(x):  # (nk, B * Hkv, sk, D) -> (B * Hkv, Sp, D)
+        x = ops.transpose(x, (1, 0, 2, 3))
+        return ops.reshape(x, (-1, plan.nk * sc, x.shape[-1]))
+
+    return dq, from_key_blocks(dk), from_key_blocks(dv)
 
 
 def _flash(plan, qs, k, v, mask_args):
@@ -337,20 +339,24 @@ def _flash(plan, qs, k, v, mask_args):
     @ops.custom_gradient
     def core(qs, k, v, *mask_args):
         plan.set_mask(mask_args[0] if mask_args else None)
-        qp = pad_axis(qs, 1, plan.t_pad)
-        kp = pad_axis(k, 1, plan.s_pad)
-        vp = pad_axis(v, 1, plan.s_pad)
-        o, lse = _forward(plan, qp, kp, vp)
-        out = ops.transpose(o, (0, 3, 1, 2, 4))[:, : plan.t]
+        h_kv, g = plan.kv_heads, plan.groups
+        q_rows = _query_rows(pad_axis(qs, 1, plan.t_pad), plan)
+        k_rows = _heads_first(pad_axis(k, 1, plan.s_pad))
+        v_rows = _heads_first(pad_axis(v, 1, plan.s_pad))
+        o, lse = _forward(plan, q_rows, k_rows, v_rows)
+        out = _from_query_rows(o, plan, h_kv, g)[:, : plan.t]
 
         def grad(*args, upstream=None):
             if upstream is None:
                 (upstream,) = args
             do = pad_axis(ops.cast(upstream, "float32"), 1, plan.t_pad)
-            do = ops.transpose(do, (0, 2, 3, 1, 4))
-            dq, dk, dv = _backward(plan, qp, kp, vp, o, lse, do)
-            grads = (dq[:, : plan.t], dk[:, : plan.s], dv[:, : plan.s])
-            return grads + (None,) * len(mask_args)
+            dq, dk, dv = _backward(
+                plan, q_rows, k_rows, v_rows, o, lse, _query_rows(do, plan)
+            )
+            dq = _from_query_rows(dq, plan, h_kv, g)[:, : plan.t]
+            dk = _from_heads_first(dk, h_kv)[:, : plan.s]
+            dv = _from_heads_first(dv, h_kv)[:, : plan.s]
+            return (dq, dk, dv) + (None,) * len(mask_args)
 
         return out, grad
 
@@ -389,7 +395,8 @@ def chunked_attention(
     g = h // h_kv
     scale = 1.0 / math.sqrt(d) if scale is None else scale
     plan = _Plan(
-        t, s, chunk_size, query_chunk_size, causal, max_unrolled_tiles
+        t, s, chunk_size, query_chunk_size, causal, max_unrolled_tiles,
+        kv_heads=h_kv, groups=g,
     )
     qs = ops.reshape(ops.cast(query, "float32") * scale, (b, t, h_kv, g, d))
     k = ops.cast(key, "float32")
