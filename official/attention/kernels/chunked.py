@@ -14,10 +14,10 @@ FlashAttention-2 (Dao, arXiv 2307.08691), Alg. 1 (forward) and Alg. 2
   block that block can see (about half the tiles are skipped);
 - the gradient is a custom one (Alg. 2): the forward saves only the output
   and the per-row log-sum-exp, and the backward recomputes each tile's
-  probabilities, one pass over query blocks for dQ and one over key blocks
-  for dK, dV, on the same rank-3 tiles (B * H_kv, G * query_chunk_size,
-  chunk_size) as the forward (see `_forward`). Memory stays
-  O((T + S) * H * D) in training too.
+  probabilities once, in one pass over key blocks (dK, dV carried per key
+  block, dQ accumulated in place into its query rows), on the same rank-3
+  tiles (B * H_kv, G * query_chunk_size, chunk_size) as the forward (see
+  `_forward`). Memory stays O((T + S) * H * D) in training too.
 
 Lengths that are not block multiples are padded; padded keys are masked,
 padded query rows dropped. Grouped-query heads are used in place (query
@@ -128,6 +128,8 @@ class _Plan:
         """First query block whose rows can see key k0 (causal)."""
         if not self.causal:
             return 0
+        if self.static and isinstance(k0, int):
+            return max(0, min((k0 - (self.s - self.t)) // self.tc, self.nq))
         return ops.clip((k0 - (self.s - self.t)) // self.tc, 0, self.nq)
 
 
@@ -261,75 +263,53 @@ def _probs(plan, q_blk, k_blk, lse_blk, q0, k0):
 
 
 def _backward(plan, q_rows, k_rows, v_rows, o, lse, do):
-    """FlashAttention-2 Alg. 2 with two passes: dQ over query blocks, then
-    dK, dV over key blocks, on the forward's rank-3 tiles. q_rows, o, do:
-    (nq, B * Hkv, G * tq, D); lse (nq, B * Hkv, G * tq); k_rows, v_rows
-    (B * Hkv, Sp, D). Returns dQ like q_rows and dK, dV like k_rows."""
+    """FlashAttention-2 Alg. 2 in one pass over key blocks (outer) and the
+    query blocks that see them (inner): each tile's P and dS are computed
+    once and give dV, dK (carried per key block) and dQ (accumulated into
+    its query rows in place). q_rows, o, do: (nq, B * Hkv, G * tq, D); lse
+    (nq, B * Hkv, G * tq); k_rows, v_rows (B * Hkv, Sp, D). Returns dQ like
+    q_rows and dK, dV like k_rows."""
     tc, sc = plan.tc, plan.sc
     delta = ops.sum(do * o, axis=-1)  # D_i = rowsum(dO * O), Alg. 2 line 4
-
-    def dq_block(args):
-        q_blk, do_blk, lse_blk, delta_blk, i = args
-        q0 = i * tc
-
-        def body(j, dq):
-            k0 = j * sc
-            k_blk = take_block(k_rows, 1, k0, sc)
-            v_blk = take_block(v_rows, 1, k0, sc)
-            p = _probs(plan, q_blk, k_blk, lse_blk, q0, k0)
-            dp = _scores(do_blk, v_blk)
-            ds = p * (dp - delta_blk[..., None])
-            return dq + _pv(ds, k_blk)
-
-        return ops.fori_loop(
-            0, plan.key_blocks_end(q0), body, ops.zeros_like(q_blk)
-        )
-
-    dq = ops.map(
-        dq_block, (q_rows, do, lse, delta, ops.arange(plan.nq, dtype="int32"))
-    )
 
     def row_block(x, i):
         return take_block(x, 0, i, 1)[0]
 
-    def dkv_block(args):
-        k_blk, v_blk, j = args
+    def key_block(j, carry):
+        dq, dk_all, dv_all = carry
         k0 = j * sc
+        k_blk = take_block(k_rows, 1, k0, sc)
+        v_blk = take_block(v_rows, 1, k0, sc)
 
-        def body(i, grads):
-            dk, dv = grads
+        def body(i, state):
+            dq, dk, dv = state
             q_blk, do_blk = row_block(q_rows, i), row_block(do, i)
             p = _probs(plan, q_blk, k_blk, row_block(lse, i), i * tc, k0)
             dv = dv + ops.einsum("nrs,nrd->nsd", p, do_blk)
             dp = _scores(do_blk, v_blk)
             ds = p * (dp - row_block(delta, i)[..., None])
             dk = dk + ops.einsum("nrs,nrd->nsd", ds, q_blk)
-            return dk, dv
+            dq_blk = row_block(dq, i) + _pv(ds, k_blk)
+            dq = ops.slice_update(dq, (i, 0, 0, 0), dq_blk[None])
+            return dq, dk, dv
 
-        return ops.fori_loop(
+        dq, dk, dv = ops.fori_loop(
             plan.query_blocks_start(k0),
             plan.nq,
             body,
-            (ops.zeros_like(k_blk), ops.zeros_like(v_blk)),
+            (dq, ops.zeros_like(k_blk), ops.zeros_like(v_blk)),
         )
+        dk_all = ops.slice_update(dk_all, (0, k0, 0), dk)
+        dv_all = ops.slice_update(dv_all, (0, k0, 0), dv)
+        return dq, dk_all, dv_all
 
-    def key_blocks(x):  # (B * Hkv, Sp, D) -> (nk, B * Hkv, sk, D)
-        return ops.transpose(
-            ops.reshape(x, (x.shape[0] or -1, plan.nk, sc, x.shape[-1])),
-            (1, 0, 2, 3),
-        )
-
-    dk, dv = ops.map(
-        dkv_block,
-        (key_blocks(k_rows), key_blocks(v_rows),
-         ops.arange(plan.nk, dtype="int32")),
+    return ops.fori_loop(
+        0,
+        plan.nk,
+        key_block,
+        (ops.zeros_like(q_rows), ops.zeros_like(k_rows),
+         ops.zeros_like(v_rows)),
     )
-
-    def from_key_blocks(x):  # (nk, B * Hkv, sk, D) -> (B * Hkv, Sp, D)
-        x = ops.transpose(x, (1, 0, 2, 3))
-        return ops.reshape(x, (-1, plan.nk * sc, x.shape[-1]))
-
-    return dq, from_key_blocks(dk), from_key_blocks(dv)
 
 
 def _flash(plan, qs, k, v, mask_args):
