@@ -91,15 +91,24 @@ def unrolled(q):
     return attention(q, q, q, kernel="chunked")
 def looped(q):
     return attention(q, q, q, kernel="chunked", max_unrolled_tiles=0)
-for fn in (unrolled, looped):
+def training(q, kernel="chunked"):
+    with tf.GradientTape() as tape:
+        tape.watch(q)
+        out = attention(q, q, q, kernel=kernel)
+    return tape.gradient(out, q)
+def dense_training(q):
+    return training(q, "dense")
+for fn in (unrolled, looped, training, dense_training):
     tf.function(fn, jit_compile=True)(q).numpy()
 """
 
 
 def xla_temp_bytes(tmp_path):
-    """{"unrolled"|"looped": total bytes of XLA's buffer assignment} for the
-    `chunked` forward at T = S = 4096, H = 4, D = 64, read from an XLA dump
-    (the flag must be set before XLA starts, hence the subprocess)."""
+    """{"unrolled"|"looped"|"training"|"dense_training": total bytes of
+    XLA's buffer assignment} for the `chunked` forward, its forward +
+    backward, and the `dense` forward + backward (the control) at
+    T = S = 4096, H = 4, D = 64, read from an XLA dump (the flag must be set
+    before XLA starts, hence the subprocess)."""
     env = dict(
         os.environ,
         XLA_FLAGS=f"--xla_dump_to={tmp_path}",
@@ -114,24 +123,33 @@ def xla_temp_bytes(tmp_path):
     )
     totals = {}
     for path in tmp_path.glob("*buffer-assignment.txt"):
-        name = "unrolled" if "unrolled" in path.name else "looped"
+        name = re.search(
+            r"_(unrolled|looped|dense_training|training)_", path.name
+        ).group(1)
         used = re.search(r"Total bytes used: (\d+)", path.read_text())
         totals[name] = int(used.group(1))
     return totals
 
 
-def test_unrolled_forward_holds_few_tiles(tmp_path):
+def test_unrolled_forward_and_training_hold_few_tiles(tmp_path):
     """Unrolled, every tile's Q.K^T could be hoisted by XLA's scheduler and
     all of (B, H, T, S) held at once (measured: 274 MB of buffers when tiles
     are not chained); each Q.K^T waits for the tile two back, which keeps it
     to a few tiles (measured 78 MB; the loops: 32 MB; the (1, 4, 4096, 4096)
-    scores: 268 MB)."""
+    scores: 268 MB). A training step (forward + the one-pass backward) stays
+    below the score matrix too (83 MB; the old two-pass backward: 96 MB),
+    where `dense` needs 835 MB."""
     totals = xla_temp_bytes(tmp_path)
-    assert set(totals) == {"unrolled", "looped"}, totals
+    assert set(totals) == {
+        "unrolled", "looped", "training", "dense_training"}, totals
     scores = 4 * 4096 * 4096 * 4
     tile = 4 * 1024 * 512 * 4
     assert totals["looped"] < 6 * tile, totals
     assert totals["unrolled"] < 0.4 * scores, totals  # <= ~12 tiles
+    # Forward + backward (the one-pass backward accumulates dQ in place):
+    # measured 83 MB; `dense` holds its scores and probabilities, 835 MB.
+    assert totals["training"] < 0.4 * scores, totals
+    assert totals["dense_training"] > 2 * scores, totals
 
 
 @pytest.mark.parametrize(
