@@ -200,17 +200,22 @@ def plot(path, results):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
-    for kernel in dict.fromkeys(r["kernel"] for r in results):
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.5))
+    # Ten colours, then a new line style: no two kernels look alike.
+    styles = ("o-", "s--", "^:", "d-.")
+    kernels = list(dict.fromkeys(r["kernel"] for r in results))
+    for index, kernel in enumerate(kernels):
         ok = [
             r for r in results if r["kernel"] == kernel and r["status"] == "ok"
         ]
         if not ok:
             continue
         ls = [r["length"] for r in ok]
-        axes[0].plot(ls, [r["time_ms"] for r in ok], "o-", label=kernel)
+        look = dict(color=f"C{index % 10}", label=kernel)
+        style = styles[(index // 10) % len(styles)]
+        axes[0].plot(ls, [r["time_ms"] for r in ok], style, **look)
         axes[1].plot(
-            ls, [max(r["peak_mb"], 0.1) for r in ok], "o-", label=kernel
+            ls, [max(r["peak_mb"], 0.1) for r in ok], style, **look
         )
     for ax, title in zip(
         axes, ["time / forward (ms)", "peak RSS incl. compile (MB)"]
@@ -219,7 +224,8 @@ def plot(path, results):
         ax.set_yscale("log")
         ax.set_xlabel("sequence length L")
         ax.set_title(title)
-        ax.legend()
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center right", fontsize="small")
+    fig.tight_layout(rect=(0, 0, 0.82, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
