@@ -10,7 +10,7 @@ inputs (1, L, 4, 64) float32, default kernel options) in ONE process, then
 `--rounds` rounds call each of them in turn. Reported per point: the min
 wall time and the median process CPU time of a call; the CPU time is less
 sensitive than wall time to other jobs on a shared machine. Slopes are
-least-squares fits of log(time) on log(L) (`official.attention.bench`).
+least-squares fits of log(time) on log(L) (`official.attention.bench_report`).
 Memory is not measured here (one process holds everything); use
 `python -m official.attention.bench --kernels combiner_fixed ...` for peak
 RSS in fresh processes.
@@ -25,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 
 from official.attention import attention
-from official.attention.bench import loglog_slope
+from official.attention.bench_report import loglog_slope
 
 KERNELS = ("dense", "combiner_fixed", "combiner_logsparse", "combiner_axial",
            "combiner_mixture")

@@ -73,7 +73,7 @@ def hash_tensors(args):
 
 
 def main(argv=None):
-    from official.attention.bench import loglog_slope
+    from official.attention.bench_report import loglog_slope
 
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--lengths", type=int, nargs="+",
