@@ -35,6 +35,8 @@ from official.attention.kernels.block_mask import BlockMask
 from official.attention.kernels.block_mask import pad_axis
 from official.attention.kernels.block_mask import pad_mask
 from official.attention.kernels.block_mask import take_block
+from official.attention.kernels.common import batch_to_heads
+from official.attention.kernels.common import heads_to_batch
 
 NEG = online_softmax.NEG
 
@@ -46,6 +48,14 @@ def _check_int(name, value, minimum=1):
             f"attention kernel 'chunked': `{name}` must be {kind}; "
             f"received {value!r}."
         )
+
+
+def _clip(x, low, high):
+    """min(max(x, low), high): a Python int when x and high are ints (the
+    unrolled forward and eager loops index with ints), else a tensor."""
+    if isinstance(x, int) and isinstance(high, int):
+        return max(low, min(x, high))
+    return ops.clip(ops.convert_to_tensor(x), low, high)
 
 
 def _num_blocks(n, size):
@@ -116,34 +126,15 @@ class _Plan:
         Python int for an int q0 and static lengths, else a tensor)."""
         if not self.causal:
             return self.nk
-        if self.static and isinstance(q0, int):
-            last_row = min(q0 + self.tc, self.t)
-            end = _num_blocks(last_row + (self.s - self.t), self.sc)
-            return max(0, min(end, self.nk))
-        last_row = ops.minimum(q0 + self.tc, self.t)
+        last_row = _clip(q0 + self.tc, 0, self.t)
         end = _num_blocks(last_row + (self.s - self.t), self.sc)
-        return ops.clip(end, 0, self.nk)
+        return _clip(end, 0, self.nk)
 
     def query_blocks_start(self, k0):
         """First query block whose rows can see key k0 (causal)."""
         if not self.causal:
             return 0
-        if self.static and isinstance(k0, int):
-            return max(0, min((k0 - (self.s - self.t)) // self.tc, self.nq))
-        return ops.clip((k0 - (self.s - self.t)) // self.tc, 0, self.nq)
-
-
-def _heads_first(x):
-    """(B, S, Hkv, D) -> (B * Hkv, S, D), one copy outside the loops."""
-    _, length, _, d = ops.shape(x)
-    return ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (-1, length, d))
-
-
-def _from_heads_first(x, kv_heads):
-    """Inverse of `_heads_first`: (B * Hkv, S, D) -> (B, S, Hkv, D)."""
-    _, length, d = ops.shape(x)
-    x = ops.reshape(x, (-1, kv_heads, length, d))
-    return ops.transpose(x, (0, 2, 1, 3))
+        return _clip((k0 - (self.s - self.t)) // self.tc, 0, self.nq)
 
 
 def _query_rows(x, plan):
@@ -156,13 +147,13 @@ def _query_rows(x, plan):
     return ops.reshape(x, (plan.nq, -1, g * plan.tc, d))
 
 
-def _from_query_rows(x, plan, kv_heads, groups):
+def _from_query_rows(x, plan):
     """Inverse of `_query_rows`: (nq, B * Hkv, G * tq, D) ->
     (B, nq * tq, Hkv, G, D)."""
-    d = x.shape[-1]
-    x = ops.reshape(x, (plan.nq, -1, kv_heads, groups, plan.tc, d))
+    h_kv, g, d = plan.kv_heads, plan.groups, x.shape[-1]
+    x = ops.reshape(x, (plan.nq, -1, h_kv, g, plan.tc, d))
     x = ops.transpose(x, (1, 0, 4, 2, 3, 5))
-    return ops.reshape(x, (-1, plan.nq * plan.tc, kv_heads, groups, d))
+    return ops.reshape(x, (-1, plan.nq * plan.tc, h_kv, g, d))
 
 
 def _row_tile_mask(allowed, groups, kv_heads):
@@ -178,7 +169,7 @@ def _row_tile_mask(allowed, groups, kv_heads):
 
 def _forward(plan, q_rows, k_rows, v_rows):
     """Query rows (nq, B * Hkv, G * tq, D) (`_query_rows` of the padded
-    queries), key/value rows (B * Hkv, Sp, D) (`_heads_first`) ->
+    queries), key/value rows (B * Hkv, Sp, D) (`heads_to_batch`) ->
     o (nq, B * Hkv, G * tq, D), lse (nq, B * Hkv, G * tq).
 
     The tiles are rank 3: (B * Hkv, G * tq, sk) scores from one batched
@@ -319,12 +310,11 @@ def _flash(plan, qs, k, v, mask_args):
     @ops.custom_gradient
     def core(qs, k, v, *mask_args):
         plan.set_mask(mask_args[0] if mask_args else None)
-        h_kv, g = plan.kv_heads, plan.groups
         q_rows = _query_rows(pad_axis(qs, 1, plan.t_pad), plan)
-        k_rows = _heads_first(pad_axis(k, 1, plan.s_pad))
-        v_rows = _heads_first(pad_axis(v, 1, plan.s_pad))
+        k_rows = heads_to_batch(pad_axis(k, 1, plan.s_pad))
+        v_rows = heads_to_batch(pad_axis(v, 1, plan.s_pad))
         o, lse = _forward(plan, q_rows, k_rows, v_rows)
-        out = _from_query_rows(o, plan, h_kv, g)[:, : plan.t]
+        out = _from_query_rows(o, plan)[:, : plan.t]
 
         def grad(*args, upstream=None):
             if upstream is None:
@@ -333,9 +323,9 @@ def _flash(plan, qs, k, v, mask_args):
             dq, dk, dv = _backward(
                 plan, q_rows, k_rows, v_rows, o, lse, _query_rows(do, plan)
             )
-            dq = _from_query_rows(dq, plan, h_kv, g)[:, : plan.t]
-            dk = _from_heads_first(dk, h_kv)[:, : plan.s]
-            dv = _from_heads_first(dv, h_kv)[:, : plan.s]
+            dq = _from_query_rows(dq, plan)[:, : plan.t]
+            dk = batch_to_heads(dk, plan.kv_heads)[:, : plan.s]
+            dv = batch_to_heads(dv, plan.kv_heads)[:, : plan.s]
             return (dq, dk, dv) + (None,) * len(mask_args)
 
         return out, grad

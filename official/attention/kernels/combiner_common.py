@@ -31,6 +31,8 @@ import math
 import numpy as np
 from keras import ops
 
+from official.attention.kernels.common import batch_to_heads
+from official.attention.kernels.common import heads_to_batch
 from official.attention.kernels.common import repeat_kv_heads
 
 NEG = -1e30
@@ -341,19 +343,6 @@ def joint_exp(blocks):
     return exps, total
 
 
-def fold_heads(x):
-    """(B, L, H, D) -> (B H, L, 1, D): every head its own batch row."""
-    _, length, h, d = x.shape
-    return ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (-1, length, 1, d))
-
-
-def unfold_heads(x, heads):
-    """(B H, L, 1, D) -> (B, L, H, D) (inverse of `fold_heads`)."""
-    _, length, _, d = x.shape
-    x = ops.reshape(x, (-1, heads, length, d))
-    return ops.transpose(x, (0, 2, 1, 3))
-
-
 def run(query, key, value, scale, length, padded_length, build,
         fold=False):
     """Shared driver (after `check_inputs`): float32 prep, causal
@@ -375,7 +364,8 @@ def run(query, key, value, scale, length, padded_length, build,
     q, k, v = prepare(query, key, value, scale)
     heads = q.shape[2]
     if fold and heads > 1:
-        q, k, v = fold_heads(q), fold_heads(k), fold_heads(v)
+        # (B, L, H, D) -> (B H, L, 1, D)
+        q, k, v = (heads_to_batch(x)[:, :, None] for x in (q, k, v))
     if padded_length != length:
         q, k, v = (pad_to(x, padded_length) for x in (q, k, v))
     blocks, merge = build(q, k, v)
@@ -385,5 +375,5 @@ def run(query, key, value, scale, length, padded_length, build,
     if padded_length != length:
         out = out[:, :length]
     if fold and heads > 1:
-        out = unfold_heads(out, heads)
+        out = batch_to_heads(out[:, :, 0], heads)
     return ops.cast(out, query.dtype)

@@ -12,6 +12,20 @@ def repeat_kv_heads(key, value, num_query_heads):
     return ops.repeat(key, reps, axis=2), ops.repeat(value, reps, axis=2)
 
 
+def heads_to_batch(x):
+    """(B, S, H, D) -> (B * H, S, D): every head its own batch row (one
+    transpose, so per-head matmuls read contiguous (S, D) rows)."""
+    _, length, _, d = ops.shape(x)
+    return ops.reshape(ops.transpose(x, (0, 2, 1, 3)), (-1, length, d))
+
+
+def batch_to_heads(x, heads):
+    """Inverse of `heads_to_batch`: (B * H, S, D) -> (B, S, H, D)."""
+    _, length, d = ops.shape(x)
+    x = ops.reshape(x, (-1, heads, length, d))
+    return ops.transpose(x, (0, 2, 1, 3))
+
+
 def causal_mask(t, s):
     """(T, S) boolean; query i sees keys j <= i + (S - T) (decoding aligned)."""
     rows = ops.arange(t)[:, None] + (s - t)
