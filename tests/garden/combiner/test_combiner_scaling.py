@@ -1,7 +1,10 @@
 """`garden.combiner.combiner_scaling` (the README's kernel-scaling script)
-runs end to end at small lengths and writes its slopes."""
+runs end to end at small lengths and writes its slopes. (At L = 64 and 256
+with one round the times are noise, so the slopes are only required to be
+numbers: a clean-clone run measured a wall slope of -0.11.)"""
 
 import json
+import math
 
 from garden.combiner import combiner_scaling
 
@@ -19,5 +22,5 @@ def test_scaling_script_runs(tmp_path, capsys):
     assert set(result["points"]) == {
         "dense|64", "dense|256", "combiner_fixed|64", "combiner_fixed|256"}
     for kernel in ("dense", "combiner_fixed"):
-        assert result["slopes"][kernel]["cpu"] is not None
-        assert result["slopes"][kernel]["wall"] > 0
+        assert math.isfinite(result["slopes"][kernel]["cpu"])
+        assert math.isfinite(result["slopes"][kernel]["wall"])
